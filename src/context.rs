@@ -1,0 +1,345 @@
+//! One `XtContext`: its runtime, its registry of listeners and connections, its options and
+//! its event queue, and the orderly way all of it ends.
+
+use crate::error::Error;
+use crate::events::{self, Event, EventQueue, Host, LogLevel};
+use crate::options::Options;
+use crate::registry::{ListenerKind, Registry};
+use crate::tcp::{self, CloseReason};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How callbacks are run (`XtDispatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// On one library thread, one at a time.
+    Thread,
+    /// Inside `poll`, on the host's thread.
+    Poll,
+}
+
+static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Events (in bytes) queued for the host across the whole context before every reader pauses.
+const BACKLOG_HIGH: usize = 64 << 20;
+const BACKLOG_LOW: usize = 32 << 20;
+
+/// Counts undelivered event bytes of the whole context and wakes readers when it drains.
+pub(crate) struct Backlog {
+    bytes: AtomicUsize,
+    pub(crate) drained: tokio::sync::Notify,
+}
+
+impl Backlog {
+    pub(crate) fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn remove(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::SeqCst);
+        if before > BACKLOG_LOW && before - n <= BACKLOG_LOW {
+            self.drained.notify_waiters();
+        }
+    }
+
+    pub(crate) fn over(&self) -> bool {
+        self.bytes.load(Ordering::SeqCst) > BACKLOG_HIGH
+    }
+}
+
+/// Live runtime tasks, so shutting down can wait until each has pushed its final event.
+#[derive(Default)]
+pub(crate) struct TaskCounter {
+    live: Mutex<usize>,
+    idle: Condvar,
+}
+
+pub(crate) struct TaskGuard(Arc<Shared>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let mut live = self.0.tasks.live.lock();
+        *live -= 1;
+        if *live == 0 {
+            self.0.tasks.idle.notify_all();
+        }
+    }
+}
+
+impl TaskCounter {
+    fn wait_idle(&self, timeout: Duration) -> bool {
+        let mut live = self.live.lock();
+        if *live > 0 {
+            self.idle.wait_for(&mut live, timeout);
+        }
+        *live == 0
+    }
+}
+
+/// What every task and call of one context shares.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) queue: EventQueue,
+    pub(crate) host: Arc<dyn Host>,
+    pub(crate) options: Mutex<Options>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) registry: Registry,
+    pub(crate) backlog: Backlog,
+    closing: AtomicBool,
+    polling: AtomicBool,
+    tasks: TaskCounter,
+}
+
+impl Shared {
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Counts a task as live until the guard drops (even when the task is aborted).
+    pub(crate) fn task_guard(self: &Arc<Self>) -> TaskGuard {
+        *self.tasks.live.lock() += 1;
+        TaskGuard(self.clone())
+    }
+
+    pub(crate) fn log(&self, level: LogLevel, message: &str) {
+        self.queue.push(Event::log(level, message));
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.is_closing() {
+            Err(Error::invalid_state("the context is being freed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs one batch of waiting events on this thread.
+    fn run_events(&self, timeout: Option<Duration>, batch: &mut VecDeque<Event>) -> Option<usize> {
+        if !self.queue.take(timeout, batch) {
+            return None;
+        }
+        Some(events::run_batch(
+            self.id,
+            &*self.host,
+            &|| self.is_closing(),
+            &self.backlog,
+            batch,
+        ))
+    }
+}
+
+/// A context: owns the runtime and the dispatcher thread. Dropping it shuts it down.
+pub struct Context {
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Context {
+    /// A context whose events go to `host`, dispatched as `dispatch` says.
+    pub fn new(host: Arc<dyn Host>, dispatch: Dispatch) -> Result<Context, Error> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("xtnet-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the network runtime", &e))?;
+        let queue = EventQueue::new(dispatch == Dispatch::Poll)
+            .map_err(|e| Error::io("creating the wakeup descriptor", &e))?;
+        let shared = Arc::new(Shared {
+            id: NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed),
+            dispatch,
+            queue,
+            host,
+            options: Mutex::new(Options::default()),
+            runtime: runtime.handle().clone(),
+            registry: Registry::default(),
+            backlog: Backlog {
+                bytes: AtomicUsize::new(0),
+                drained: tokio::sync::Notify::new(),
+            },
+            closing: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            tasks: TaskCounter::default(),
+        });
+        let dispatcher = match dispatch {
+            Dispatch::Poll => None,
+            Dispatch::Thread => {
+                let shared = shared.clone();
+                let thread = std::thread::Builder::new()
+                    .name("xtnet-dispatch".into())
+                    .spawn(move || {
+                        let mut batch = VecDeque::new();
+                        while shared.run_events(None, &mut batch).is_some() {}
+                    })
+                    .map_err(|e| Error::io("starting the dispatch thread", &e))?;
+                Some(thread)
+            }
+        };
+        Ok(Context {
+            shared,
+            runtime: Some(runtime),
+            dispatcher,
+        })
+    }
+
+    /// A number that identifies this context within the process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    pub fn set_option(&self, option: u32, value: i64) -> Result<(), Error> {
+        self.shared.options.lock().set(option, value)
+    }
+
+    pub fn get_option(&self, option: u32) -> Option<i64> {
+        self.shared.options.lock().get(option)
+    }
+
+    pub fn set_bind_address(&self, address: &str) -> Result<(), Error> {
+        self.shared.options.lock().set_bind_address(address)
+    }
+
+    /// Starts a framed TCP listener; returns its id.
+    pub fn start_tcp_listener(&self, port: u16, boundary: &[u8]) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        tcp::start_listener(&self.shared, port, boundary)
+    }
+
+    /// Stops a TCP listener: its socket is closed when this returns; its connections end (102).
+    pub fn stop_tcp_listener(&self, server_id: u32) -> Result<(), Error> {
+        self.shared
+            .registry
+            .stop_listener(server_id, ListenerKind::Tcp)?;
+        for conn in self.shared.registry.connections(Some(server_id)) {
+            conn.request_close(CloseReason::ListenerStopped);
+        }
+        Ok(())
+    }
+
+    /// The bound port of any listener.
+    pub fn listener_port(&self, server_id: u32) -> Result<u16, Error> {
+        self.shared.registry.listener_port(server_id)
+    }
+
+    /// Opens an outgoing connection; `connected` or a final `socket_error` follows.
+    pub fn open_tcp_connection(
+        &self,
+        host: &str,
+        port: u16,
+        boundary: &[u8],
+    ) -> Result<u64, Error> {
+        self.shared.check_open()?;
+        tcp::open_connection(&self.shared, host, port, boundary)
+    }
+
+    /// Queues bytes on a connection (copied; never blocks).
+    pub fn send_data(&self, connection_id: u64, data: &[u8]) -> Result<(), Error> {
+        self.shared.registry.connection(connection_id)?.send(data)
+    }
+
+    /// Writes out what was queued, then closes; the final `socket_error` (102) follows.
+    pub fn disconnect(&self, connection_id: u64) -> Result<(), Error> {
+        let conn = self.shared.registry.connection(connection_id)?;
+        if conn.close_requested() {
+            return Err(Error::invalid_state(format!(
+                "connection {connection_id} is already closing"
+            )));
+        }
+        conn.request_close(CloseReason::Disconnect);
+        Ok(())
+    }
+
+    /// Poll mode: runs the callbacks waiting now (waiting up to `timeout` for one; None: forever).
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        if self.shared.dispatch != Dispatch::Poll {
+            return Err(Error::invalid_state(
+                "xt_poll is for contexts created with XT_DISPATCH_POLL",
+            ));
+        }
+        if events::dispatching_context() == self.shared.id {
+            return Err(Error::invalid_state(
+                "xt_poll called from inside a callback",
+            ));
+        }
+        if self.shared.polling.swap(true, Ordering::Acquire) {
+            return Err(Error::invalid_state("another thread is in xt_poll"));
+        }
+        let mut batch = VecDeque::new();
+        let handled = self.shared.run_events(timeout, &mut batch).unwrap_or(0);
+        self.shared.polling.store(false, Ordering::Release);
+        Ok(handled)
+    }
+
+    /// Poll mode: a descriptor readable exactly while callbacks wait.
+    pub fn wakeup_fd(&self) -> Option<i32> {
+        self.shared.queue.wake_fd()
+    }
+
+    /// Whether this thread is running one of this context's callbacks now.
+    pub fn in_callback(&self) -> bool {
+        events::dispatching_context() == self.shared.id
+    }
+
+    /// Ends everything: listeners stop, every connection gets its final event (102, "context
+    /// freed"), waiting callbacks run, the dispatcher ends and the runtime stops. When this
+    /// returns no callback runs or will run. Refused from inside one of this context's callbacks.
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        if self.in_callback() {
+            return Err(Error::invalid_state(
+                "xt_context_free cannot be called from inside a callback of that context",
+            ));
+        }
+        let Some(runtime) = self.runtime.take() else {
+            return Ok(());
+        };
+        let shared = self.shared.clone();
+        shared.closing.store(true, Ordering::SeqCst);
+        shared.registry.stop_all_listeners();
+        for conn in shared.registry.connections(None) {
+            conn.request_close(CloseReason::ContextFreed);
+        }
+        // Wait for every task to push its final event. In poll mode nobody else runs callbacks
+        // (and a task may wait for a new_connection answer), so run them here meanwhile.
+        let mut batch = VecDeque::new();
+        loop {
+            if shared.dispatch == Dispatch::Poll {
+                while shared
+                    .run_events(Some(Duration::ZERO), &mut batch)
+                    .is_some()
+                {}
+            }
+            if shared.tasks.wait_idle(Duration::from_millis(5)) {
+                break;
+            }
+            // Connections that appeared while we were closing (accepted just before the
+            // listener stopped) are told too.
+            for conn in shared.registry.connections(None) {
+                conn.request_close(CloseReason::ContextFreed);
+            }
+        }
+        shared.queue.close();
+        if let Some(thread) = self.dispatcher.take() {
+            let _ = thread.join();
+        } else {
+            while shared
+                .run_events(Some(Duration::ZERO), &mut batch)
+                .is_some()
+            {}
+        }
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

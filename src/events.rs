@@ -1,0 +1,372 @@
+//! The event queue between the network (runtime tasks) and the host's callbacks, and the two
+//! ways of running those callbacks: on one library thread, or inside the host's `xt_poll`.
+//!
+//! Tasks push events; one dispatcher at a time takes them in batches and calls the [`Host`]. No
+//! lock is held while the host runs. Data a callback sends is written once its batch is done,
+//! so replies to many messages leave in one system call.
+
+use crate::context::Backlog;
+use crate::info::ConnectionInfo;
+use crate::tcp::Connection;
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Severity of a `log` event, as the C surface numbers it (`XT_LOG_*`).
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error = 1,
+    Warning = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Where events go: the host application. The C surface implements this over `XtCallbacks`;
+/// Rust tests implement it directly. Every method runs on the dispatching thread, one at a time.
+pub trait Host: Send + Sync {
+    /// Whether `new_connection` should be asked at all (false: every connection is accepted).
+    fn wants_new_connection(&self) -> bool {
+        true
+    }
+    /// A connection came in on a listener; true accepts it.
+    fn new_connection(&self, _id: u64, _info: &ConnectionInfo) -> bool {
+        true
+    }
+    /// An outgoing connection is established.
+    fn connected(&self, _id: u64, _info: &ConnectionInfo) {}
+    /// Data arrived: one framed message, or a raw chunk when the connection has no boundary.
+    fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo) {}
+    /// The final event of a connection: it is closed, with why.
+    fn socket_error(&self, _id: u64, _info: &ConnectionInfo, _code: i32, _message: &CStr) {}
+    /// A message from the library.
+    fn log(&self, _level: LogLevel, _message: &CStr) {}
+}
+
+/// One thing the host is told about.
+pub(crate) enum Event {
+    NewConnection {
+        conn: Arc<Connection>,
+        info: Arc<ConnectionInfo>,
+        reply: oneshot::Sender<bool>,
+    },
+    Connected {
+        info: Arc<ConnectionInfo>,
+    },
+    Data {
+        conn: Arc<Connection>,
+        info: Arc<ConnectionInfo>,
+        data: Bytes,
+    },
+    SocketError {
+        info: Arc<ConnectionInfo>,
+        code: i32,
+        message: CString,
+    },
+    Log {
+        level: LogLevel,
+        message: CString,
+    },
+}
+
+impl Event {
+    pub(crate) fn log(level: LogLevel, message: &str) -> Event {
+        Event::Log {
+            level,
+            message: crate::info::c_text(message),
+        }
+    }
+
+    fn dispatch(self, host: &dyn Host, closing: bool, backlog: &Backlog) {
+        match self {
+            Event::NewConnection { conn, info, reply } => {
+                // A connection whose listener was stopped (or whose context is going away)
+                // before the host was asked is refused without asking: it never existed for it.
+                let accept =
+                    !closing && !conn.close_requested() && host.new_connection(info.id, &info);
+                let _ = reply.send(accept);
+            }
+            Event::Connected { info } => host.connected(info.id, &info),
+            Event::Data { conn, info, data } => {
+                host.data_available(info.id, &data, &info);
+                conn.flow_consumed(data.len(), backlog);
+            }
+            Event::SocketError {
+                info,
+                code,
+                message,
+            } => host.socket_error(info.id, &info, code, &message),
+            Event::Log { level, message } => host.log(level, &message),
+        }
+    }
+}
+
+thread_local! {
+    /// The context whose callbacks this thread is running now (0: none).
+    static DISPATCHING: Cell<u64> = const { Cell::new(0) };
+    /// Connections written to by callbacks of the current batch, flushed when it ends.
+    static DIRTY: RefCell<Vec<Arc<Connection>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The context whose callback is running on this thread, 0 if none.
+pub(crate) fn dispatching_context() -> u64 {
+    DISPATCHING.with(|d| d.get())
+}
+
+/// Remembers a connection to flush when the current batch of callbacks ends.
+pub(crate) fn flush_after_batch(conn: Arc<Connection>) {
+    DIRTY.with(|d| d.borrow_mut().push(conn));
+}
+
+fn flush_dirty() {
+    let dirty = DIRTY.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for conn in &dirty {
+        conn.flush_from_dispatcher();
+    }
+    // Give the vector back to reuse its allocation.
+    DIRTY.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_empty() {
+            let mut dirty = dirty;
+            dirty.clear();
+            *d = dirty;
+        }
+    });
+}
+
+/// Flush after this many dirty connections even inside a batch, so early replies are not held.
+const FLUSH_EVERY: usize = 64;
+
+/// Runs a batch of events on this thread for context `ctx_id`; returns how many were handled.
+pub(crate) fn run_batch(
+    ctx_id: u64,
+    host: &dyn Host,
+    closing: &dyn Fn() -> bool,
+    backlog: &Backlog,
+    batch: &mut VecDeque<Event>,
+) -> usize {
+    let outer = DISPATCHING.with(|d| d.replace(ctx_id));
+    let mut handled = 0;
+    while let Some(event) = batch.pop_front() {
+        let closing = closing();
+        // A panic here is a bug in xtnet (host callbacks are C and cannot unwind): contain it
+        // to this one event so the others are still delivered.
+        let _ = catch_unwind(AssertUnwindSafe(|| event.dispatch(host, closing, backlog)));
+        handled += 1;
+        if DIRTY.with(|d| d.borrow().len()) >= FLUSH_EVERY {
+            flush_dirty();
+        }
+    }
+    flush_dirty();
+    DISPATCHING.with(|d| d.set(outer));
+    handled
+}
+
+/// The queue: FIFO, many producers, one consumer at a time.
+pub(crate) struct EventQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    wake_fd: Option<WakeFd>,
+}
+
+struct QueueState {
+    events: VecDeque<Event>,
+    /// Dispatchers blocked in `take`.
+    sleepers: usize,
+    /// Whether the wakeup fd is readable now.
+    signaled: bool,
+    /// No more waiting: `take` returns what is left, then nothing.
+    closed: bool,
+}
+
+impl EventQueue {
+    /// A queue; with `wake_fd` it keeps a descriptor readable exactly while events wait.
+    pub(crate) fn new(with_wake_fd: bool) -> std::io::Result<Self> {
+        Ok(EventQueue {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                sleepers: 0,
+                signaled: false,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            wake_fd: if with_wake_fd {
+                Some(WakeFd::new()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub(crate) fn push(&self, event: Event) {
+        self.push_all(std::iter::once(event));
+    }
+
+    pub(crate) fn push_all(&self, events: impl IntoIterator<Item = Event>) {
+        let mut st = self.state.lock();
+        st.events.extend(events);
+        if st.events.is_empty() {
+            return;
+        }
+        if st.sleepers > 0 {
+            self.ready.notify_one();
+        }
+        if let Some(fd) = &self.wake_fd {
+            if !st.signaled {
+                fd.signal();
+                st.signaled = true;
+            }
+        }
+    }
+
+    /// Moves every waiting event into `batch`, waiting up to `timeout` (None: forever) for one.
+    /// Returns false when nothing came (timeout, or the queue was closed and is empty).
+    pub(crate) fn take(&self, timeout: Option<Duration>, batch: &mut VecDeque<Event>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.state.lock();
+        while st.events.is_empty() {
+            if st.closed {
+                return false;
+            }
+            st.sleepers += 1;
+            let timed_out = match deadline {
+                Some(d) => self.ready.wait_until(&mut st, d).timed_out(),
+                None => {
+                    self.ready.wait(&mut st);
+                    false
+                }
+            };
+            st.sleepers -= 1;
+            if timed_out && st.events.is_empty() {
+                return false;
+            }
+        }
+        std::mem::swap(batch, &mut st.events);
+        if st.signaled {
+            if let Some(fd) = &self.wake_fd {
+                fd.clear();
+            }
+            st.signaled = false;
+        }
+        true
+    }
+
+    /// Wakes every waiting dispatcher; from now on `take` stops waiting once the queue is empty.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn wake_fd(&self) -> Option<i32> {
+        self.wake_fd.as_ref().map(|w| w.read_fd)
+    }
+}
+
+/// A descriptor that is readable while it is signaled: an eventfd on Linux, a pipe elsewhere.
+struct WakeFd {
+    read_fd: i32,
+    write_fd: i32,
+}
+
+impl WakeFd {
+    #[cfg(target_os = "linux")]
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(WakeFd {
+            read_fd: fd,
+            write_fd: fd,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new() -> std::io::Result<Self> {
+        let mut fds = [0i32; 2];
+        // SAFETY: fds has room for the two descriptors pipe() writes.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        for fd in fds {
+            // SAFETY: fd was just returned by pipe().
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        Ok(WakeFd {
+            read_fd: fds[0],
+            write_fd: fds[1],
+        })
+    }
+
+    fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own descriptor. A full pipe or counter
+        // already means "readable", so the result does not matter.
+        unsafe { libc::write(self.write_fd, (&one as *const u64).cast(), 8) };
+    }
+
+    fn clear(&self) {
+        let mut sink = [0u8; 64];
+        // SAFETY: reads into a live local buffer from our own non-blocking descriptor.
+        while unsafe { libc::read(self.read_fd, sink.as_mut_ptr().cast(), sink.len()) } > 0 {
+            if self.read_fd != self.write_fd {
+                continue;
+            }
+            break; // an eventfd is reset by one read
+        }
+    }
+}
+
+impl Drop for WakeFd {
+    fn drop(&mut self) {
+        // SAFETY: closing descriptors this struct owns, once.
+        unsafe {
+            libc::close(self.read_fd);
+            if self.write_fd != self.read_fd {
+                libc::close(self.write_fd);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: i32) -> bool {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn wake_fd_is_readable_exactly_while_events_wait() {
+        let q = EventQueue::new(true).unwrap();
+        let fd = q.wake_fd().unwrap();
+        assert!(!readable(fd));
+        q.push(Event::log(LogLevel::Info, "a"));
+        q.push(Event::log(LogLevel::Info, "b"));
+        assert!(readable(fd));
+        let mut batch = VecDeque::new();
+        assert!(q.take(Some(Duration::ZERO), &mut batch));
+        assert_eq!(batch.len(), 2);
+        assert!(!readable(fd));
+        assert!(!q.take(Some(Duration::from_millis(10)), &mut batch));
+        q.close();
+        assert!(!q.take(None, &mut batch));
+    }
+}

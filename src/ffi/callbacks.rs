@@ -1,0 +1,267 @@
+//! The callback table and the data each event carries.
+//!
+//! | event              | when                                             | data                                   |
+//! |--------------------|--------------------------------------------------|----------------------------------------|
+//! | `new_connection`   | a peer connected to a TCP listener               | id, info; return true to accept        |
+//! | `connected`        | an outgoing connection is established            | id, info                               |
+//! | `data_available`   | a framed message (or raw chunk) arrived          | bytes, id, info                        |
+//! | `socket_error`     | the connection ended (always the last event)     | id, info with error_number/message     |
+//! | `received_datagram`| a UDP datagram arrived                           | server id, bytes, datagram info        |
+//! | `page_request`     | an HTTP request arrived; answer inline           | server id, request, response           |
+//! | `log`              | the library has something to say                 | level (`XT_LOG_*`), text               |
+
+use crate::events::{Host, LogLevel};
+use crate::info::ConnectionInfo;
+use std::ffi::{c_char, c_void, CStr};
+
+/// Error: something failed.
+pub const XT_LOG_ERROR: i32 = 1;
+/// Warning: something is wrong but xtnet goes on (e.g. accept failing for lack of descriptors).
+pub const XT_LOG_WARNING: i32 = 2;
+/// Information: listeners started and stopped and the like.
+pub const XT_LOG_INFO: i32 = 3;
+/// Debugging detail.
+pub const XT_LOG_DEBUG: i32 = 4;
+
+/// What is known about a connection and its peer (XTension's connection info dictionary).
+///
+/// Passed to callbacks: borrowed for the duration of the callback; do not retain the struct or
+/// its strings (copy what you need). Every string is non-NULL and NUL-terminated.
+/// Fields may be added at the end, never reordered.
+#[repr(C)]
+pub struct XtConnectionInfo {
+    /// xtKeyRemoteAddress: the peer's IP address as text (IPv4 peers as plain IPv4).
+    pub remote_address: *const c_char,
+    /// xtKeyRemotePort: as XTension documents it, the LOCAL port of the connection (for an
+    /// accepted connection the listening port; for an outgoing one the local ephemeral port,
+    /// 0 before it connected).
+    pub remote_port: u16,
+    /// The peer's own port.
+    pub peer_port: u16,
+    /// xtKeyName: the peer's Bonjour/local name, "?" when unknown.
+    pub name: *const c_char,
+    /// xtKeyMacAddress: "aa:bb:cc:dd:ee:ff", "00:00:00:00:00:00" when unknown.
+    pub mac_address: *const c_char,
+    /// xtKeyUniqueId: the connection id as decimal text.
+    pub unique_id: *const c_char,
+    /// The listener that accepted it; 0 for an outgoing connection.
+    pub server_id: u32,
+    /// xtKeyErrorNumber: in `socket_error` only, else 0.
+    pub error_number: i32,
+    /// xtKeyErrorMessage: in `socket_error` only, else "".
+    pub error_message: *const c_char,
+}
+
+/// What is known about the sender of a datagram. Borrowed for the duration of the callback.
+#[repr(C)]
+pub struct XtDatagramInfo {
+    /// The sender's IP address as text.
+    pub remote_address: *const c_char,
+    /// The sender's port.
+    pub remote_port: u16,
+    /// The local port the datagram arrived on.
+    pub local_port: u16,
+    /// The sender's name from the peer cache only (never waits): "?" when unknown.
+    pub name: *const c_char,
+    /// The sender's MAC address from the peer cache only: zeros when unknown.
+    pub mac_address: *const c_char,
+}
+
+/// An HTTP request, opaque. Valid during `page_request` only.
+pub struct XtHttpRequest {
+    _private: [u8; 0],
+}
+
+/// An HTTP response being filled in, opaque. Valid during `page_request` only.
+pub struct XtHttpResponse {
+    _private: [u8; 0],
+}
+
+/// The host's callbacks. `xt_context_new` copies the table (the first `struct_size` bytes),
+/// so it need not outlive the call. Every pointer may be NULL: a NULL callback is not called
+/// (a NULL `new_connection` accepts every connection).
+///
+/// Callbacks run on one thread at a time: the library's dispatch thread (`XT_DISPATCH_THREAD`)
+/// or the thread calling `xt_poll` (`XT_DISPATCH_POLL`). Pointers passed to a callback are
+/// borrowed for its duration only. Any `xt_` call may be made from inside a callback except
+/// `xt_context_free` of the same context (and a nested `xt_poll`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct XtCallbacks {
+    /// `sizeof(XtCallbacks)` as the host compiled it: lets the table grow.
+    pub struct_size: u32,
+    /// Passed as the first argument of every callback; xtnet never dereferences it.
+    pub user_data: *mut c_void,
+    /// Called exactly once, after the last callback, when the context is freed: drop what
+    /// `user_data` retains here.
+    pub release: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
+    /// A peer connected to a TCP listener. Return true to accept, false to close it at once
+    /// (it then gets no further event). The library waits for the answer before going on with
+    /// this connection only.
+    pub new_connection: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            connection_id: u64,
+            info: *const XtConnectionInfo,
+        ) -> bool,
+    >,
+    /// An outgoing connection (from `xt_open_tcp_connection`) is established.
+    pub connected: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            connection_id: u64,
+            info: *const XtConnectionInfo,
+        ),
+    >,
+    /// Data arrived: one message without its boundary, or (no boundary) whatever bytes arrived.
+    /// `data` is borrowed for the callback only (copy to keep); `len` may be 0 (empty message).
+    pub data_available: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            data: *const u8,
+            len: usize,
+            connection_id: u64,
+            info: *const XtConnectionInfo,
+        ),
+    >,
+    /// The connection ended: `info->error_number` says why (102 for every orderly end). Always
+    /// the last event of a connection; afterwards its id gives `XT_ERR_INVALID_STATE`.
+    pub socket_error: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            connection_id: u64,
+            info: *const XtConnectionInfo,
+        ),
+    >,
+    /// A UDP datagram arrived on a UDP listener.
+    pub received_datagram: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            server_id: u32,
+            data: *const u8,
+            len: usize,
+            info: *const XtDatagramInfo,
+        ),
+    >,
+    /// An HTTP request arrived on an HTML listener: fill `response` before returning.
+    pub page_request: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            server_id: u32,
+            request: *const XtHttpRequest,
+            response: *mut XtHttpResponse,
+        ),
+    >,
+    /// A message from the library: `level` is an `XT_LOG_*` value, `message` borrowed.
+    pub log:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, message: *const c_char)>,
+}
+
+impl XtCallbacks {
+    /// A table with every callback NULL.
+    pub(crate) fn empty() -> Self {
+        XtCallbacks {
+            struct_size: std::mem::size_of::<XtCallbacks>() as u32,
+            user_data: std::ptr::null_mut(),
+            release: None,
+            new_connection: None,
+            connected: None,
+            data_available: None,
+            socket_error: None,
+            received_datagram: None,
+            page_request: None,
+            log: None,
+        }
+    }
+}
+
+/// The host's table, as the core's [`Host`].
+pub(crate) struct CHost {
+    pub(crate) table: XtCallbacks,
+}
+
+// SAFETY: the table holds C function pointers and an opaque `user_data` that xtnet never
+// dereferences. The contract (documented on XtCallbacks) is that callbacks are invoked on one
+// thread at a time, possibly not the one that created the context; hosts accept this when they
+// register them.
+unsafe impl Send for CHost {}
+// SAFETY: as above; xtnet only reads the table after creation.
+unsafe impl Sync for CHost {}
+
+fn c_info(info: &ConnectionInfo, error_number: i32, error_message: &CStr) -> XtConnectionInfo {
+    XtConnectionInfo {
+        remote_address: info.remote_address.as_ptr(),
+        remote_port: info.remote_port,
+        peer_port: info.peer_port,
+        name: info.name.as_ptr(),
+        mac_address: info.mac_address.as_ptr(),
+        unique_id: info.unique_id.as_ptr(),
+        server_id: info.server_id,
+        error_number,
+        error_message: error_message.as_ptr(),
+    }
+}
+
+impl Host for CHost {
+    fn wants_new_connection(&self) -> bool {
+        self.table.new_connection.is_some()
+    }
+
+    fn new_connection(&self, id: u64, info: &ConnectionInfo) -> bool {
+        match self.table.new_connection {
+            // SAFETY: the host registered this function with this signature; the info and its
+            // strings live until the call returns.
+            Some(f) => unsafe { f(self.table.user_data, id, &c_info(info, 0, c"")) },
+            None => true,
+        }
+    }
+
+    fn connected(&self, id: u64, info: &ConnectionInfo) {
+        if let Some(f) = self.table.connected {
+            // SAFETY: as in new_connection.
+            unsafe { f(self.table.user_data, id, &c_info(info, 0, c"")) }
+        }
+    }
+
+    fn data_available(&self, id: u64, data: &[u8], info: &ConnectionInfo) {
+        if let Some(f) = self.table.data_available {
+            // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
+            unsafe {
+                f(
+                    self.table.user_data,
+                    data.as_ptr(),
+                    data.len(),
+                    id,
+                    &c_info(info, 0, c""),
+                )
+            }
+        }
+    }
+
+    fn socket_error(&self, id: u64, info: &ConnectionInfo, code: i32, message: &CStr) {
+        if let Some(f) = self.table.socket_error {
+            // SAFETY: as in new_connection.
+            unsafe { f(self.table.user_data, id, &c_info(info, code, message)) }
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &CStr) {
+        if let Some(f) = self.table.log {
+            // SAFETY: as in new_connection; `message` lives until the call returns.
+            unsafe { f(self.table.user_data, level as i32, message.as_ptr()) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_log_levels_are_the_core_levels() {
+        assert_eq!(XT_LOG_ERROR, LogLevel::Error as i32);
+        assert_eq!(XT_LOG_WARNING, LogLevel::Warning as i32);
+        assert_eq!(XT_LOG_INFO, LogLevel::Info as i32);
+        assert_eq!(XT_LOG_DEBUG, LogLevel::Debug as i32);
+    }
+}

@@ -1,0 +1,114 @@
+//! Per-context options.
+
+use super::context::{context, XtContext};
+use super::{code_of, ffi_body, str_arg};
+use crate::error;
+use std::ffi::c_char;
+
+/// Bytes of one framed message; default 1 MiB. Longer ends the connection with 108.
+pub const XT_OPT_MAX_MESSAGE_LEN: u32 = 1;
+/// Bytes queued for writing per connection; default 8 MiB. Past it `xt_send_data` gives 108.
+pub const XT_OPT_WRITE_QUEUE_LIMIT: u32 = 2;
+/// 0/1; default 0 (ports 1..1023 give 107).
+pub const XT_OPT_ALLOW_PRIVILEGED_PORTS: u32 = 3;
+/// Listen backlog; default 1024 (the system may cap it).
+pub const XT_OPT_LISTEN_BACKLOG: u32 = 4;
+/// Close TCP connections with no traffic for this long (ETIMEDOUT); 0 = never (default).
+pub const XT_OPT_IDLE_TIMEOUT_MS: u32 = 5;
+/// Outgoing connects give up after this long (ETIMEDOUT); default 10000; 0 = system limit.
+pub const XT_OPT_CONNECT_TIMEOUT_MS: u32 = 6;
+/// HTTP request headers larger than this get 431; default 16 KiB.
+pub const XT_OPT_HTTP_MAX_HEADER_BYTES: u32 = 7;
+/// HTTP request bodies larger than this get 413; default 8 MiB.
+pub const XT_OPT_HTTP_MAX_BODY_BYTES: u32 = 8;
+/// HTTP request headers must arrive within this; default 10000, then 408.
+pub const XT_OPT_HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
+/// Longest wait for a peer's name/MAC before `new_connection`; 0 = cache only; default 250.
+pub const XT_OPT_PEER_LOOKUP_MS: u32 = 10;
+
+/// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
+///
+/// Returns `XT_OK`, or 1001 for NULL ctx, an unknown option or a value out of range (nothing
+/// changes then). Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_option(ctx: *mut XtContext, option: u32, value: i64) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| c.set_option(option, value)))
+    })
+}
+
+/// The value of an option, or -1 for an unknown option or a NULL ctx. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_get_option(ctx: *const XtContext, option: u32) -> i64 {
+    ffi_body!(-1, {
+        // SAFETY: per this function's contract.
+        match unsafe { context(ctx) } {
+            Ok(c) => c.get_option(option).unwrap_or_else(|| {
+                super::record(&crate::Error::invalid_argument(format!(
+                    "unknown option {option}"
+                )));
+                -1
+            }),
+            Err(e) => {
+                super::record(&e);
+                -1
+            }
+        }
+    })
+}
+
+/// The address listeners bind: an IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]");
+/// NULL or "" for every interface, IPv6 and IPv4 (the default). Copied. Applies to listeners
+/// started after the call.
+///
+/// Returns `XT_OK`, or 1001 for NULL ctx, bad UTF-8 or text that is not an IP address.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `address` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_bind_address(ctx: *mut XtContext, address: *const c_char) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            let text = if address.is_null() {
+                ""
+            } else {
+                // SAFETY: non-NULL, NUL-terminated per the contract.
+                unsafe { str_arg(address, "address") }?
+            };
+            c.set_bind_address(text)
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::id;
+
+    #[test]
+    fn c_option_numbers_are_the_core_numbers() {
+        let pairs = [
+            (XT_OPT_MAX_MESSAGE_LEN, id::MAX_MESSAGE_LEN),
+            (XT_OPT_WRITE_QUEUE_LIMIT, id::WRITE_QUEUE_LIMIT),
+            (XT_OPT_ALLOW_PRIVILEGED_PORTS, id::ALLOW_PRIVILEGED_PORTS),
+            (XT_OPT_LISTEN_BACKLOG, id::LISTEN_BACKLOG),
+            (XT_OPT_IDLE_TIMEOUT_MS, id::IDLE_TIMEOUT_MS),
+            (XT_OPT_CONNECT_TIMEOUT_MS, id::CONNECT_TIMEOUT_MS),
+            (XT_OPT_HTTP_MAX_HEADER_BYTES, id::HTTP_MAX_HEADER_BYTES),
+            (XT_OPT_HTTP_MAX_BODY_BYTES, id::HTTP_MAX_BODY_BYTES),
+            (XT_OPT_HTTP_REQUEST_TIMEOUT_MS, id::HTTP_REQUEST_TIMEOUT_MS),
+            (XT_OPT_PEER_LOOKUP_MS, id::PEER_LOOKUP_MS),
+        ];
+        for (c, core) in pairs {
+            assert_eq!(c, core);
+        }
+    }
+}

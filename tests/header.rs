@@ -1,0 +1,30 @@
+//! The committed header must be exactly what cbindgen generates from the sources.
+
+use std::path::Path;
+
+#[test]
+fn committed_header_matches_generated() {
+    let generated_path = Path::new(env!("OUT_DIR")).join("xtnet.h");
+    let generated =
+        std::fs::read_to_string(&generated_path).expect("build.rs generated the header");
+    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/xtnet.h");
+    if std::env::var_os("XTNET_BLESS").is_some() {
+        std::fs::write(&committed_path, &generated).expect("include/xtnet.h is writable");
+        return;
+    }
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || committed.lines().count().min(generated.lines().count()) + 1,
+                |i| i + 1,
+            );
+        panic!(
+            "include/xtnet.h differs from the header generated from the sources (first at line {line}).\n\
+             Refresh it with:\n\n    XTNET_BLESS=1 cargo test --test header\n"
+        );
+    }
+}
