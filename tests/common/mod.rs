@@ -1,0 +1,416 @@
+//! A test host: drives xtnet only through its C surface (`xtnet::ffi::*`), the way a C, Swift or
+//! Python host does, and records every callback.
+#![allow(dead_code)]
+
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashSet;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+pub use xtnet::ffi::callbacks::*;
+pub use xtnet::ffi::context::*;
+pub use xtnet::ffi::library::*;
+pub use xtnet::ffi::options::*;
+pub use xtnet::ffi::tcp::*;
+
+/// `XtConnectionInfo` copied out of a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub remote_address: String,
+    pub remote_port: u16,
+    pub peer_port: u16,
+    pub name: String,
+    pub mac_address: String,
+    pub unique_id: String,
+    pub server_id: u32,
+    pub error_number: i32,
+    pub error_message: String,
+}
+
+fn text(p: *const c_char) -> String {
+    assert!(!p.is_null(), "xtnet passed a NULL string");
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .expect("UTF-8")
+        .to_owned()
+}
+
+impl Info {
+    fn copy(info: *const XtConnectionInfo) -> Info {
+        assert!(!info.is_null());
+        let i = unsafe { &*info };
+        Info {
+            remote_address: text(i.remote_address),
+            remote_port: i.remote_port,
+            peer_port: i.peer_port,
+            name: text(i.name),
+            mac_address: text(i.mac_address),
+            unique_id: text(i.unique_id),
+            server_id: i.server_id,
+            error_number: i.error_number,
+            error_message: text(i.error_message),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ev {
+    New(u64, Info),
+    Connected(u64, Info),
+    Data(u64, Vec<u8>),
+    Error(u64, Info),
+    Log(i32, String),
+}
+
+impl Ev {
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Ev::New(id, _) | Ev::Connected(id, _) | Ev::Data(id, _) | Ev::Error(id, _) => Some(*id),
+            Ev::Log(..) => None,
+        }
+    }
+}
+
+type NewHook = Box<dyn Fn(&Recorder, u64, &Info) -> bool + Send>;
+type IdHook = Box<dyn Fn(&Recorder, u64, &Info) + Send>;
+type DataHook = Box<dyn Fn(&Recorder, u64, &[u8]) + Send>;
+
+/// The `user_data` of a test context.
+#[derive(Default)]
+pub struct Recorder {
+    pub ctx: AtomicPtr<XtContext>,
+    pub events: Mutex<Vec<Ev>>,
+    pub changed: Condvar,
+    pub releases: AtomicUsize,
+    pub inside: AtomicBool,
+    pub overlapped: AtomicBool,
+    pub threads: Mutex<HashSet<ThreadId>>,
+    pub on_new: Mutex<Option<NewHook>>,
+    pub on_connected: Mutex<Option<IdHook>>,
+    pub on_data: Mutex<Option<DataHook>>,
+    pub on_error: Mutex<Option<IdHook>>,
+}
+
+impl Recorder {
+    pub fn ctx(&self) -> *mut XtContext {
+        self.ctx.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) {
+        if self.inside.swap(true, Ordering::SeqCst) {
+            self.overlapped.store(true, Ordering::SeqCst);
+        }
+        self.threads.lock().insert(std::thread::current().id());
+    }
+
+    fn leave(&self) {
+        self.inside.store(false, Ordering::SeqCst);
+    }
+
+    fn push(&self, ev: Ev) {
+        self.events.lock().push(ev);
+        self.changed.notify_all();
+    }
+
+    pub fn send(&self, id: u64, data: &[u8]) -> i32 {
+        unsafe { xt_send_data(self.ctx(), id, data.as_ptr(), data.len()) }
+    }
+}
+
+fn rec<'a>(user_data: *mut c_void) -> &'a Recorder {
+    unsafe { &*(user_data as *const Recorder) }
+}
+
+unsafe extern "C" fn cb_release(user_data: *mut c_void) {
+    let r = unsafe { Arc::from_raw(user_data as *const Recorder) };
+    r.releases.fetch_add(1, Ordering::SeqCst);
+    r.changed.notify_all();
+}
+
+unsafe extern "C" fn cb_new(
+    user_data: *mut c_void,
+    id: u64,
+    info: *const XtConnectionInfo,
+) -> bool {
+    let r = rec(user_data);
+    r.enter();
+    let info = Info::copy(info);
+    r.push(Ev::New(id, info.clone()));
+    let accept = match &*r.on_new.lock() {
+        Some(hook) => hook(r, id, &info),
+        None => true,
+    };
+    r.leave();
+    accept
+}
+
+unsafe extern "C" fn cb_connected(user_data: *mut c_void, id: u64, info: *const XtConnectionInfo) {
+    let r = rec(user_data);
+    r.enter();
+    let info = Info::copy(info);
+    r.push(Ev::Connected(id, info.clone()));
+    if let Some(hook) = &*r.on_connected.lock() {
+        hook(r, id, &info);
+    }
+    r.leave();
+}
+
+unsafe extern "C" fn cb_data(
+    user_data: *mut c_void,
+    data: *const u8,
+    len: usize,
+    id: u64,
+    info: *const XtConnectionInfo,
+) {
+    let r = rec(user_data);
+    r.enter();
+    let _ = Info::copy(info);
+    let bytes = if len == 0 {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
+    };
+    if let Some(hook) = &*r.on_data.lock() {
+        hook(r, id, &bytes);
+    }
+    r.push(Ev::Data(id, bytes));
+    r.leave();
+}
+
+unsafe extern "C" fn cb_error(user_data: *mut c_void, id: u64, info: *const XtConnectionInfo) {
+    let r = rec(user_data);
+    r.enter();
+    let info = Info::copy(info);
+    r.push(Ev::Error(id, info.clone()));
+    if let Some(hook) = &*r.on_error.lock() {
+        hook(r, id, &info);
+    }
+    r.leave();
+}
+
+unsafe extern "C" fn cb_log(user_data: *mut c_void, level: i32, message: *const c_char) {
+    let r = rec(user_data);
+    r.push(Ev::Log(level, text(message)));
+}
+
+/// A context with a recording host. Freed on drop (if the test did not free it).
+pub struct Ctx {
+    pub ptr: *mut XtContext,
+    pub rec: Arc<Recorder>,
+}
+
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
+pub fn table(rec: &Arc<Recorder>) -> XtCallbacks {
+    XtCallbacks {
+        struct_size: std::mem::size_of::<XtCallbacks>() as u32,
+        user_data: Arc::into_raw(rec.clone()) as *mut c_void,
+        release: Some(cb_release),
+        new_connection: Some(cb_new),
+        connected: Some(cb_connected),
+        data_available: Some(cb_data),
+        socket_error: Some(cb_error),
+        received_datagram: None,
+        page_request: None,
+        log: Some(cb_log),
+    }
+}
+
+impl Ctx {
+    pub fn new(dispatch: XtDispatch) -> Ctx {
+        let rec = Arc::new(Recorder::default());
+        let t = table(&rec);
+        let ptr = unsafe { xt_context_new(&t, dispatch as u32) };
+        assert!(
+            !ptr.is_null(),
+            "xt_context_new failed: {}",
+            last_error_text()
+        );
+        rec.ctx.store(ptr, Ordering::SeqCst);
+        Ctx { ptr, rec }
+    }
+
+    pub fn thread() -> Ctx {
+        Ctx::new(XtDispatch::XT_DISPATCH_THREAD)
+    }
+
+    pub fn free(&mut self) {
+        if !self.ptr.is_null() {
+            unsafe { xt_context_free(self.ptr) };
+            self.ptr = std::ptr::null_mut();
+        }
+    }
+
+    pub fn set(&self, option: u32, value: i64) {
+        assert_eq!(unsafe { xt_set_option(self.ptr, option, value) }, XT_OK);
+    }
+
+    /// A listener on a free port with `boundary`; returns (id, port).
+    pub fn listen(&self, boundary: &[u8]) -> (u32, u16) {
+        let id = unsafe { xt_start_tcp_listener(self.ptr, 0, boundary.as_ptr(), boundary.len()) };
+        assert_ne!(id, 0, "listener failed: {}", last_error_text());
+        let port = unsafe { xt_listener_port(self.ptr, id) };
+        assert_ne!(port, 0);
+        (id, port)
+    }
+
+    pub fn send(&self, id: u64, data: &[u8]) -> i32 {
+        self.rec.send(id, data)
+    }
+
+    pub fn connect(&self, host: &str, port: u16, boundary: &[u8]) -> u64 {
+        let h = CString::new(host).unwrap();
+        unsafe {
+            xt_open_tcp_connection(
+                self.ptr,
+                h.as_ptr(),
+                port,
+                boundary.as_ptr(),
+                boundary.len(),
+            )
+        }
+    }
+
+    pub fn events(&self) -> Vec<Ev> {
+        self.rec.events.lock().clone()
+    }
+
+    /// Events about one connection, in order.
+    pub fn events_of(&self, id: u64) -> Vec<Ev> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.id() == Some(id))
+            .collect()
+    }
+
+    /// Waits until `pred` holds over the events recorded so far (pumping xt_poll in poll mode).
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Ev]) -> bool,
+    ) -> Vec<Ev> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut evs = self.rec.events.lock();
+                if pred(&evs) {
+                    return evs.clone();
+                }
+                if Instant::now() >= deadline {
+                    panic!("timed out waiting for {what}; events: {:#?}", &*evs);
+                }
+                if unsafe { xt_wakeup_fd(self.ptr) } < 0 {
+                    self.rec
+                        .changed
+                        .wait_for(&mut evs, Duration::from_millis(20));
+                    continue;
+                }
+            }
+            unsafe { xt_poll(self.ptr, 20) };
+        }
+    }
+
+    /// Waits for the final event of `id` and returns its info.
+    pub fn wait_closed(&self, id: u64) -> Info {
+        let evs = self.wait_until(
+            &format!("socket_error of {id}"),
+            Duration::from_secs(10),
+            |evs| evs.iter().any(|e| matches!(e, Ev::Error(i, _) if *i == id)),
+        );
+        evs.into_iter()
+            .find_map(|e| match e {
+                Ev::Error(i, info) if i == id => Some(info),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// Waits for the next new connection after `seen` and returns its id and info.
+    pub fn wait_new(&self, seen: usize) -> (u64, Info) {
+        let evs = self.wait_until("new_connection", Duration::from_secs(10), |evs| {
+            evs.iter().filter(|e| matches!(e, Ev::New(..))).count() > seen
+        });
+        evs.into_iter()
+            .filter_map(|e| match e {
+                Ev::New(id, info) => Some((id, info)),
+                _ => None,
+            })
+            .nth(seen)
+            .unwrap()
+    }
+
+    /// Concatenated data received on `id`.
+    pub fn data_of(&self, id: u64) -> Vec<Vec<u8>> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Data(i, d) if i == id => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn on_new(&self, f: impl Fn(&Recorder, u64, &Info) -> bool + Send + 'static) {
+        *self.rec.on_new.lock() = Some(Box::new(f));
+    }
+    pub fn on_connected(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
+        *self.rec.on_connected.lock() = Some(Box::new(f));
+    }
+    pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + 'static) {
+        *self.rec.on_data.lock() = Some(Box::new(f));
+    }
+    pub fn on_error(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
+        *self.rec.on_error.lock() = Some(Box::new(f));
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+pub fn last_error_text() -> String {
+    format!("{} {}", xt_last_error(), text(xt_last_error_message()))
+}
+
+/// A client socket to a local port with read timeouts.
+pub fn client(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    s.read_exact(&mut buf).expect("read_exact");
+    buf
+}
+
+/// Reads until EOF (or error), returning what came.
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf
+}
+
+pub fn write_all(s: &mut TcpStream, data: &[u8]) {
+    s.write_all(data).expect("write_all");
+}
+
+/// Echoes each message back with `boundary` from inside data_available.
+pub fn echo_with(ctx: &Ctx, boundary: &'static [u8]) {
+    ctx.on_data(move |r, id, data| {
+        let mut reply = data.to_vec();
+        reply.extend_from_slice(boundary);
+        assert_eq!(r.send(id, &reply), XT_OK);
+    });
+}
