@@ -1,0 +1,144 @@
+/* echo_server: a framed TCP echo server on xtnet.
+ *
+ * Each message (split on the boundary) is sent back followed by the boundary.
+ *
+ *   echo_server [--port P] [--boundary STR] [--dispatch thread|poll] [--max-seconds N] [--quiet]
+ *
+ *   --port P         port to listen on (default 9000; 0 = any free port)
+ *   --boundary STR   message boundary with C escapes (default "\r\n"; "" = no framing)
+ *   --dispatch MODE  thread: callbacks on xtnet's thread; poll: on this thread via xt_poll
+ *   --max-seconds N  stop after N seconds (default 0 = run until SIGINT/SIGTERM)
+ *   --quiet          do not log each connection
+ *
+ * The first line printed is "listening on port P ...". Try it: nc localhost 9000
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "xtnet.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+typedef struct Server {
+    XtContext *ctx;
+    unsigned char boundary[256];
+    size_t boundary_len;
+    bool quiet;
+    unsigned long long connections, messages;
+} Server;
+
+static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionInfo *info) {
+    Server *s = user_data;
+    s->connections++;
+    if (!s->quiet)
+        printf("connection %llu from %s port %u (name %s, mac %s)\n", (unsigned long long)id,
+               info->remote_address, (unsigned)info->peer_port, info->name, info->mac_address);
+    return true;
+}
+
+static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t id,
+                    const XtConnectionInfo *info) {
+    Server *s = user_data;
+    (void)info;
+    s->messages++;
+    /* Two sends: xtnet writes them in order, and coalesces them into one write. */
+    int rc = xt_send_data(s->ctx, id, data, len);
+    if (rc == XT_OK && s->boundary_len) rc = xt_send_data(s->ctx, id, s->boundary, s->boundary_len);
+    if (rc != XT_OK)
+        fprintf(stderr, "send to %llu failed: %d %s\n", (unsigned long long)id, rc, xt_last_error_message());
+}
+
+static void on_socket_error(void *user_data, uint64_t id, const XtConnectionInfo *info) {
+    Server *s = user_data;
+    if (!s->quiet)
+        printf("connection %llu closed: %d %s\n", (unsigned long long)id, info->error_number,
+               info->error_message);
+}
+
+static void on_log(void *user_data, int32_t level, const char *message) {
+    (void)user_data;
+    fprintf(stderr, "xtnet[%d]: %s\n", level, message);
+}
+
+int main(int argc, char **argv) {
+    long port = 9000, max_seconds = 0;
+    const char *boundary_text = "\\r\\n";
+    bool poll_mode = false, quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--quiet")) { quiet = true; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see the top of echo_server.c)\n", a); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--port")) port = xt_example_number(a, v, 65535);
+        else if (!strcmp(a, "--boundary")) boundary_text = v;
+        else if (!strcmp(a, "--max-seconds")) max_seconds = xt_example_number(a, v, 86400L * 365);
+        else if (!strcmp(a, "--dispatch")) {
+            if (!strcmp(v, "poll")) poll_mode = true;
+            else if (strcmp(v, "thread")) { fprintf(stderr, "--dispatch: thread or poll\n"); return 2; }
+        } else { fprintf(stderr, "unknown argument %s\n", a); return 2; }
+    }
+
+    static Server server;
+    long blen = xt_example_unescape(boundary_text, server.boundary, sizeof server.boundary);
+    if (blen < 0) { fprintf(stderr, "--boundary: bad escape or longer than 256 bytes\n"); return 2; }
+    server.boundary_len = (size_t)blen;
+    server.quiet = quiet;
+
+    XtCallbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.struct_size = sizeof callbacks;
+    callbacks.user_data = &server;
+    callbacks.new_connection = on_new_connection;
+    callbacks.data_available = on_data;
+    callbacks.socket_error = on_socket_error;
+    callbacks.log = on_log;
+
+    server.ctx = xt_context_new(&callbacks, poll_mode ? XT_DISPATCH_POLL : XT_DISPATCH_THREAD);
+    if (!server.ctx) { fprintf(stderr, "xt_context_new: %s\n", xt_last_error_message()); return 1; }
+    uint32_t listener = xt_start_tcp_listener(server.ctx, (uint16_t)port, server.boundary, server.boundary_len);
+    if (!listener) {
+        fprintf(stderr, "cannot listen on port %ld: error %d: %s\n", port, xt_last_error(), xt_last_error_message());
+        xt_context_free(server.ctx);
+        return 1;
+    }
+    printf("listening on port %u (xtnet %s, boundary %zu bytes, %s dispatch)\n",
+           (unsigned)xt_listener_port(server.ctx, listener), xt_version(), server.boundary_len,
+           poll_mode ? "poll" : "thread");
+    fflush(stdout);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    time_t deadline = max_seconds ? time(NULL) + max_seconds : 0;
+    int wake = poll_mode ? xt_wakeup_fd(server.ctx) : -1;
+    while (!stop_requested && (!deadline || time(NULL) < deadline)) {
+        if (poll_mode) {
+            /* The host's own event loop: wait on xtnet's descriptor, then let it run callbacks. */
+            struct pollfd p = {.fd = wake, .events = POLLIN, .revents = 0};
+            int n = poll(&p, 1, 200);
+            if (n < 0 && errno != EINTR) { perror("poll"); break; }
+            if (n > 0 && xt_poll(server.ctx, 0) < 0)
+                fprintf(stderr, "xt_poll: %s\n", xt_last_error_message());
+        } else {
+            struct timespec t = {0, 200 * 1000 * 1000};
+            nanosleep(&t, NULL);
+        }
+    }
+    xt_context_free(server.ctx);
+    printf("stopped: %llu connections, %llu messages\n", server.connections, server.messages);
+    return 0;
+}
