@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::events::{self, Event, EventQueue, Host, LogLevel};
 use crate::options::Options;
 use crate::registry::{ListenerKind, Registry};
-use crate::tcp::{self, CloseReason};
+use crate::tcp::{self, CloseReason, Connection};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,9 +29,11 @@ const BACKLOG_HIGH: usize = 64 << 20;
 const BACKLOG_LOW: usize = 32 << 20;
 
 /// Counts undelivered event bytes of the whole context and wakes readers when it drains.
+#[derive(Default)]
 pub(crate) struct Backlog {
     bytes: AtomicUsize,
-    pub(crate) drained: tokio::sync::Notify,
+    /// Connections that stopped reading because the backlog was over its limit.
+    parked: Mutex<Vec<Arc<Connection>>>,
 }
 
 impl Backlog {
@@ -42,8 +44,17 @@ impl Backlog {
     pub(crate) fn remove(&self, n: usize) {
         let before = self.bytes.fetch_sub(n, Ordering::SeqCst);
         if before > BACKLOG_LOW && before - n <= BACKLOG_LOW {
-            self.drained.notify_waiters();
+            let parked = std::mem::take(&mut *self.parked.lock());
+            for conn in parked {
+                conn.unpark_from_backlog();
+            }
         }
+    }
+
+    /// Remembers a connection to wake when the backlog drains (the caller re-checks `over`
+    /// after this, so a drain in between is not missed).
+    pub(crate) fn park(&self, conn: Arc<Connection>) {
+        self.parked.lock().push(conn);
     }
 
     pub(crate) fn over(&self) -> bool {
@@ -58,7 +69,14 @@ pub(crate) struct TaskCounter {
     idle: Condvar,
 }
 
+/// Held by a runtime task for its whole life; also its handle on the context.
 pub(crate) struct TaskGuard(Arc<Shared>);
+
+impl TaskGuard {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
@@ -120,7 +138,10 @@ impl Shared {
 
     /// Runs one batch of waiting events on this thread.
     fn run_events(&self, timeout: Option<Duration>, batch: &mut VecDeque<Event>) -> Option<usize> {
-        if !self.queue.take(timeout, batch) {
+        if !self
+            .queue
+            .take(timeout, self.dispatch == Dispatch::Thread, batch)
+        {
             return None;
         }
         Some(events::run_batch(
@@ -160,10 +181,7 @@ impl Context {
             options: Mutex::new(Options::default()),
             runtime: runtime.handle().clone(),
             registry: Registry::default(),
-            backlog: Backlog {
-                bytes: AtomicUsize::new(0),
-                drained: tokio::sync::Notify::new(),
-            },
+            backlog: Backlog::default(),
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             tasks: TaskCounter::default(),
@@ -241,6 +259,11 @@ impl Context {
 
     /// Queues bytes on a connection (copied; never blocks).
     pub fn send_data(&self, connection_id: u64, data: &[u8]) -> Result<(), Error> {
+        // Answering the connection a callback is about needs no registry lookup.
+        if let Some(result) = events::with_current(self.shared.id, connection_id, |c| c.send(data))
+        {
+            return result;
+        }
         self.shared.registry.connection(connection_id)?.send(data)
     }
 

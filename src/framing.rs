@@ -39,9 +39,13 @@ pub struct TooLong {
 /// Splits a stream into messages; with an empty boundary it passes chunks through unchanged.
 pub struct Framer {
     boundary: Arc<Boundary>,
-    boundary_len: usize,
     max_len: usize,
-    /// Unframed bytes: the start of a message whose boundary has not arrived.
+    /// Unframed bytes (the start of a message whose boundary has not arrived), boxed so a
+    /// framer between messages costs one pointer.
+    partial: Option<Box<Partial>>,
+}
+
+struct Partial {
     buf: BytesMut,
     /// Offset in `buf` before which no boundary can start (already scanned).
     scan_from: usize,
@@ -51,11 +55,9 @@ impl Framer {
     /// A framer for `boundary` and messages of at most `max_len` bytes.
     pub fn new(boundary: Arc<Boundary>, max_len: usize) -> Self {
         Framer {
-            boundary_len: boundary.bytes().len(),
             boundary,
             max_len,
-            buf: BytesMut::new(),
-            scan_from: 0,
+            partial: None,
         }
     }
 
@@ -71,12 +73,12 @@ impl Framer {
 
     /// Bytes held that do not yet form a message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.partial.as_ref().map_or(0, |p| p.buf.len())
     }
 
     /// Memory held for unframed bytes.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.partial.as_ref().map_or(0, |p| p.buf.capacity())
     }
 
     /// Frames `data` (the next bytes of the stream): every message it completes goes to `out`,
@@ -89,13 +91,13 @@ impl Framer {
             }
             return Ok(());
         };
-        if !self.buf.is_empty() {
-            self.buf.extend_from_slice(data);
-            return self.drain_buffer(out);
+        if let Some(partial) = &mut self.partial {
+            partial.buf.extend_from_slice(data);
+            return self.drain_partial(out);
         }
         // Fast path, nothing buffered: find the messages in `data` itself, copy them all in one
         // allocation and slice it; only the tail after the last boundary is buffered.
-        let blen = self.boundary_len;
+        let blen = finder.needle().len();
         let mut ends = Vec::new();
         let mut start = 0;
         for at in finder.find_iter(data) {
@@ -115,41 +117,46 @@ impl Framer {
                 from = at + blen;
             }
         }
-        self.buf.extend_from_slice(&data[start..]);
-        self.scan_from = 0;
-        self.drain_buffer(out)
+        if start < data.len() {
+            self.partial = Some(Box::new(Partial {
+                buf: BytesMut::from(&data[start..]),
+                scan_from: 0,
+            }));
+            return self.drain_partial(out);
+        }
+        Ok(())
     }
 
-    /// Moves every complete message out of `buf` into `out`, in order.
-    fn drain_buffer(&mut self, out: &mut Vec<Bytes>) -> Result<(), TooLong> {
-        let Some(finder) = &self.boundary.finder else {
+    /// Moves every complete message out of the partial buffer into `out`, in order.
+    fn drain_partial(&mut self, out: &mut Vec<Bytes>) -> Result<(), TooLong> {
+        let (Some(finder), Some(p)) = (&self.boundary.finder, &mut self.partial) else {
             return Ok(());
         };
-        let blen = self.boundary_len;
+        let blen = finder.needle().len();
         loop {
-            match finder.find(&self.buf[self.scan_from..]) {
+            match finder.find(&p.buf[p.scan_from..]) {
                 Some(i) => {
-                    let end = self.scan_from + i;
+                    let end = p.scan_from + i;
                     if end > self.max_len {
                         return Err(TooLong {
                             limit: self.max_len,
                         });
                     }
-                    out.push(self.buf.split_to(end).freeze());
-                    self.buf.advance(blen);
-                    self.scan_from = 0;
+                    out.push(p.buf.split_to(end).freeze());
+                    p.buf.advance(blen);
+                    p.scan_from = 0;
                 }
                 None => {
                     // A boundary can only still start in the last blen-1 bytes.
-                    self.scan_from = self.buf.len().saturating_sub(blen - 1);
-                    if self.scan_from > self.max_len {
+                    p.scan_from = p.buf.len().saturating_sub(blen - 1);
+                    if p.scan_from > self.max_len {
                         return Err(TooLong {
                             limit: self.max_len,
                         });
                     }
-                    if self.buf.is_empty() {
+                    if p.buf.is_empty() {
                         // Give the memory back: idle connections cost no buffer.
-                        self.buf = BytesMut::new();
+                        self.partial = None;
                     }
                     return Ok(());
                 }
@@ -159,15 +166,15 @@ impl Framer {
 
     /// End of stream: the bytes after the last boundary, if any, as the last message.
     pub fn finish(&mut self) -> Result<Option<Bytes>, TooLong> {
-        self.scan_from = 0;
-        if self.is_framed() && self.buf.len() > self.max_len {
+        let Some(mut p) = self.partial.take() else {
+            return Ok(None);
+        };
+        if self.is_framed() && p.buf.len() > self.max_len {
             return Err(TooLong {
                 limit: self.max_len,
             });
         }
-        let rest = (!self.buf.is_empty()).then(|| self.buf.split().freeze());
-        self.buf = BytesMut::new();
-        Ok(rest)
+        Ok((!p.buf.is_empty()).then(|| p.buf.split().freeze()))
     }
 }
 

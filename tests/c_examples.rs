@@ -8,38 +8,14 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[path = "support/c_build.rs"]
+mod c_build;
+
 /// Builds the examples once per test run; returns the directory holding them.
 fn examples() -> &'static PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        // The test binary lives in target/<profile>/deps; the library in target/<profile>.
-        let lib_dir = std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        assert!(
-            lib_dir.join("libxtnet.so").exists(),
-            "no libxtnet.so in {}",
-            lib_dir.display()
-        );
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples");
-        let status = Command::new("make")
-            .arg("-C")
-            .arg(root.join("c-examples"))
-            .arg(format!("XTNET_LIB={}", lib_dir.display()))
-            .arg(format!("OUT={}", out.display()))
-            .arg("--always-make")
-            .status()
-            .expect("make runs");
-        assert!(
-            status.success(),
-            "the C examples must compile cleanly with -Werror"
-        );
-        out
+        c_build::build_c_examples(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples"))
     })
 }
 

@@ -11,7 +11,7 @@
 //! | `log`              | the library has something to say                 | level (`XT_LOG_*`), text               |
 
 use crate::events::{Host, LogLevel};
-use crate::info::ConnectionInfo;
+use crate::info::{decimal_c, ConnectionInfo};
 use std::ffi::{c_char, c_void, CStr};
 
 /// Error: something failed.
@@ -188,14 +188,20 @@ unsafe impl Send for CHost {}
 // SAFETY: as above; xtnet only reads the table after creation.
 unsafe impl Sync for CHost {}
 
-fn c_info(info: &ConnectionInfo, error_number: i32, error_message: &CStr) -> XtConnectionInfo {
+/// The C view of `info`, borrowing its texts; `id_text` holds the unique-id text.
+fn c_info(
+    info: &ConnectionInfo,
+    id_text: &mut [u8; 21],
+    error_number: i32,
+    error_message: &CStr,
+) -> XtConnectionInfo {
     XtConnectionInfo {
         remote_address: info.remote_address.as_ptr(),
         remote_port: info.remote_port,
         peer_port: info.peer_port,
-        name: info.name.as_ptr(),
-        mac_address: info.mac_address.as_ptr(),
-        unique_id: info.unique_id.as_ptr(),
+        name: info.name().as_ptr(),
+        mac_address: info.mac_address().as_ptr(),
+        unique_id: decimal_c(info.id, id_text).as_ptr(),
         server_id: info.server_id,
         error_number,
         error_message: error_message.as_ptr(),
@@ -211,7 +217,13 @@ impl Host for CHost {
         match self.table.new_connection {
             // SAFETY: the host registered this function with this signature; the info and its
             // strings live until the call returns.
-            Some(f) => unsafe { f(self.table.user_data, id, &c_info(info, 0, c"")) },
+            Some(f) => unsafe {
+                f(
+                    self.table.user_data,
+                    id,
+                    &c_info(info, &mut [0; 21], 0, c""),
+                )
+            },
             None => true,
         }
     }
@@ -219,7 +231,13 @@ impl Host for CHost {
     fn connected(&self, id: u64, info: &ConnectionInfo) {
         if let Some(f) = self.table.connected {
             // SAFETY: as in new_connection.
-            unsafe { f(self.table.user_data, id, &c_info(info, 0, c"")) }
+            unsafe {
+                f(
+                    self.table.user_data,
+                    id,
+                    &c_info(info, &mut [0; 21], 0, c""),
+                )
+            }
         }
     }
 
@@ -232,7 +250,7 @@ impl Host for CHost {
                     data.as_ptr(),
                     data.len(),
                     id,
-                    &c_info(info, 0, c""),
+                    &c_info(info, &mut [0; 21], 0, c""),
                 )
             }
         }
@@ -241,7 +259,13 @@ impl Host for CHost {
     fn socket_error(&self, id: u64, info: &ConnectionInfo, code: i32, message: &CStr) {
         if let Some(f) = self.table.socket_error {
             // SAFETY: as in new_connection.
-            unsafe { f(self.table.user_data, id, &c_info(info, code, message)) }
+            unsafe {
+                f(
+                    self.table.user_data,
+                    id,
+                    &c_info(info, &mut [0; 21], code, message),
+                )
+            }
         }
     }
 

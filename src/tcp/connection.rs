@@ -9,22 +9,28 @@
 //! Reading: the task reads into a per-thread scratch buffer and frames it; messages are queued
 //! for the host. When the host falls behind (too many bytes of this connection, or of the whole
 //! context, not yet delivered) the task stops reading, so TCP pushes back on the peer.
+//!
+//! Memory: an idle connection holds no buffer; its task is kept small (rare paths are boxed).
 
-use crate::context::Shared;
+use crate::context::{Backlog, Shared, TaskGuard};
 use crate::error::{self, Error};
 use crate::events::{self, Event};
 use crate::framing::{Boundary, Framer};
 use crate::info::ConnectionInfo;
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 /// Bytes read from a socket in one system call.
@@ -41,8 +47,8 @@ const LINGER: Duration = Duration::from_secs(30);
 /// Most unread input discarded before closing (so close sends FIN, not RST, in common cases).
 const DRAIN_ON_CLOSE: usize = 1 << 20;
 
-/// What a connection started from a listener or an outgoing call keeps of the options.
-#[derive(Clone)]
+/// What a connection keeps of the options when it is started (shared by a listener's
+/// connections).
 pub(crate) struct Settings {
     pub boundary: Arc<Boundary>,
     pub max_message_len: usize,
@@ -51,7 +57,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn new(shared: &Shared, boundary: &[u8]) -> Result<Settings, Error> {
+    pub(crate) fn new(shared: &Shared, boundary: &[u8]) -> Result<Arc<Settings>, Error> {
         if boundary.len() > super::MAX_BOUNDARY_LEN {
             return Err(Error::invalid_argument(format!(
                 "boundary of {} bytes is longer than {}",
@@ -60,12 +66,12 @@ impl Settings {
             )));
         }
         let o = shared.options.lock();
-        Ok(Settings {
+        Ok(Arc::new(Settings {
             boundary: Arc::new(Boundary::new(boundary)),
             max_message_len: o.max_message_len,
             write_queue_limit: o.write_queue_limit,
             idle_timeout: o.idle_timeout,
-        })
+        }))
     }
 }
 
@@ -105,12 +111,10 @@ const CLOSED: u8 = 3;
 
 struct Outbox {
     buf: BytesMut,
-    /// Set once the connection is open; taken away when it ends.
-    stream: Option<Arc<TcpStream>>,
     /// The socket said "would block": only the task writes until it is writable again.
     blocked: bool,
     /// A write failed; the task ends the connection with it.
-    error: Option<Error>,
+    error: Option<Box<Error>>,
 }
 
 enum Flush {
@@ -123,47 +127,69 @@ pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) server_id: u32,
     ctx_id: u64,
-    write_limit: usize,
+    settings: Arc<Settings>,
     state: AtomicU8,
     close: AtomicU8,
+    /// Set once before the first event: what the host is told about this connection.
+    info: OnceLock<ConnectionInfo>,
+    /// Set when the connection is open (accepted: at once; outgoing: once connected).
+    stream: OnceLock<TcpStream>,
     out: Mutex<Outbox>,
-    /// Wakes the task: output queued, close requested, flow resumed.
-    wake: Notify,
+    /// Wakes the task: output queued, close requested, flow resumed. The task re-checks
+    /// every condition when woken, so a wake needs no reason attached.
+    waker: AtomicWaker,
+    /// Waiting in the context's backlog list (so it is put there once).
+    backlog_parked: AtomicBool,
     /// Bytes (plus a cost per event) queued for the host and not yet delivered.
     pending: AtomicUsize,
     /// The task waits for `pending` to fall; the dispatcher must wake it.
     flow_waiting: AtomicBool,
     /// Already in this batch's flush list.
     dirty: AtomicBool,
-    /// For the idle timeout: milliseconds since `created` of the last write (0: never).
-    track_writes: bool,
-    created: Instant,
+    /// For the idle timeout: milliseconds since the context's clock start of the last write.
     last_write_ms: AtomicU64,
 }
 
 impl Connection {
-    pub(crate) fn new(id: u64, server_id: u32, shared: &Shared, state: u8, s: &Settings) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        server_id: u32,
+        shared: &Shared,
+        state: u8,
+        settings: Arc<Settings>,
+    ) -> Self {
         Connection {
             id,
             server_id,
             ctx_id: shared.id,
-            write_limit: s.write_queue_limit,
+            settings,
             state: AtomicU8::new(state),
             close: AtomicU8::new(0),
+            info: OnceLock::new(),
+            stream: OnceLock::new(),
             out: Mutex::new(Outbox {
                 buf: BytesMut::new(),
-                stream: None,
                 blocked: false,
                 error: None,
             }),
-            wake: Notify::new(),
+            waker: AtomicWaker::new(),
+            backlog_parked: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
             flow_waiting: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
-            track_writes: s.idle_timeout.is_some(),
-            created: Instant::now(),
             last_write_ms: AtomicU64::new(0),
         }
+    }
+
+    /// What the host is told about this connection. Set before its first event.
+    pub(crate) fn info(&self) -> &ConnectionInfo {
+        self.info
+            .get()
+            .expect("connection info is set before any event")
+    }
+
+    pub(crate) fn set_info(&self, info: ConnectionInfo) {
+        let _ = self.info.set(info);
     }
 
     pub(crate) fn close_requested(&self) -> bool {
@@ -174,21 +200,23 @@ impl Connection {
         CloseReason::from_u8(self.close.load(Ordering::Acquire))
     }
 
-    /// Resolves when a close is requested, with the reason.
-    pub(crate) async fn closed(&self) -> CloseReason {
-        loop {
-            let notified = self.wake.notified();
-            if let Some(reason) = self.close_reason() {
-                return reason;
-            }
-            notified.await;
-        }
+    /// Wakes the connection's task to look at its state again.
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
     }
 
     /// Asks the task to end the connection; the most severe request wins.
     pub(crate) fn request_close(&self, reason: CloseReason) {
         self.close.fetch_max(reason as u8, Ordering::AcqRel);
-        self.wake.notify_one();
+        self.wake();
+    }
+
+    /// The stream, once the connection is open (writes before that are only queued).
+    fn open_stream(&self) -> Option<&TcpStream> {
+        match self.state.load(Ordering::Acquire) {
+            OPEN => self.stream.get(),
+            _ => None,
+        }
     }
 
     /// Queues `data` (copied). Never blocks.
@@ -206,14 +234,14 @@ impl Connection {
         }
         let deferred = events::dispatching_context() == self.ctx_id;
         let mut out = self.out.lock();
-        if out.buf.len() + data.len() > self.write_limit {
+        if out.buf.len() + data.len() > self.settings.write_queue_limit {
             return Err(Error::new(
                 error::OUT_OF_MEMORY,
                 format!(
                     "write queue of connection {} is full ({} of {} bytes queued)",
                     self.id,
                     out.buf.len(),
-                    self.write_limit
+                    self.settings.write_queue_limit
                 ),
             ));
         }
@@ -222,7 +250,7 @@ impl Connection {
         }
         let was_empty = out.buf.is_empty();
         if was_empty && !deferred && !out.blocked {
-            if let Some(stream) = &out.stream {
+            if let Some(stream) = self.open_stream() {
                 match stream.try_write(data) {
                     Ok(n) => {
                         self.touch_write();
@@ -234,9 +262,9 @@ impl Connection {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => out.blocked = true,
                     Err(e) => {
                         let err = Error::io("write failed", &e);
-                        out.error = Some(err.clone());
+                        out.error = Some(Box::new(err.clone()));
                         drop(out);
-                        self.wake.notify_one();
+                        self.wake();
                         return Err(err);
                     }
                 }
@@ -249,7 +277,7 @@ impl Connection {
                 events::flush_after_batch(self.clone());
             }
         } else if was_empty {
-            self.wake.notify_one();
+            self.wake();
         }
         Ok(())
     }
@@ -259,19 +287,17 @@ impl Connection {
     }
 
     fn touch_write(&self) {
-        if self.track_writes {
-            let ms = self.created.elapsed().as_millis() as u64;
-            self.last_write_ms.store(ms.max(1), Ordering::Relaxed);
+        if self.settings.idle_timeout.is_some() {
+            self.last_write_ms.store(clock_ms(), Ordering::Relaxed);
         }
     }
 
     /// Writes what is queued until done or the socket would block.
     fn flush(&self) -> Flush {
-        let mut guard = self.out.lock();
-        let out = &mut *guard;
-        let Some(stream) = &out.stream else {
+        let Some(stream) = self.open_stream() else {
             return Flush::Done;
         };
+        let mut out = self.out.lock();
         while !out.buf.is_empty() {
             match stream.try_write(&out.buf) {
                 Ok(n) => {
@@ -283,7 +309,7 @@ impl Connection {
                     return Flush::Blocked;
                 }
                 Err(e) => {
-                    out.error = Some(Error::io("write failed", &e));
+                    out.error = Some(Box::new(Error::io("write failed", &e)));
                     out.buf = BytesMut::new();
                     return Flush::Failed;
                 }
@@ -301,26 +327,39 @@ impl Connection {
         if !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
             return;
         }
-        self.wake.notify_one();
+        self.wake();
     }
 
     fn has_output(&self) -> bool {
-        let out = self.out.lock();
-        out.stream.is_some() && !out.buf.is_empty()
+        !self.out.lock().buf.is_empty()
     }
 
     fn take_write_error(&self) -> Option<Error> {
-        self.out.lock().error.take()
+        self.out.lock().error.take().map(|e| *e)
     }
 
-    /// The dispatcher delivered one data event of `len` bytes.
-    pub(crate) fn flow_consumed(&self, len: usize, backlog: &crate::context::Backlog) {
-        let cost = len + EVENT_COST;
+    /// The dispatcher delivered `events` data events carrying `bytes` bytes in all.
+    pub(crate) fn flow_consumed(&self, bytes: usize, events: usize, backlog: &Backlog) {
+        let cost = bytes + events * EVENT_COST;
         backlog.remove(cost);
         let after = self.pending.fetch_sub(cost, Ordering::SeqCst) - cost;
         if after <= FLOW_LOW && self.flow_waiting.load(Ordering::SeqCst) {
-            self.wake.notify_one();
+            self.wake();
         }
+    }
+
+    /// Puts this connection on the context's list of readers waiting for the backlog to drain
+    /// (once); the backlog wakes them all when it does.
+    fn park_on_backlog(self: &Arc<Self>, backlog: &Backlog) {
+        if !self.backlog_parked.swap(true, Ordering::SeqCst) {
+            backlog.park(self.clone());
+        }
+    }
+
+    /// The backlog drained: the connection may read again.
+    pub(crate) fn unpark_from_backlog(&self) {
+        self.backlog_parked.store(false, Ordering::SeqCst);
+        self.wake();
     }
 
     fn pending(&self) -> usize {
@@ -328,17 +367,15 @@ impl Connection {
     }
 }
 
+/// A coarse process clock in milliseconds (for idle timeouts; 0 is "never").
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 thread_local! {
     /// The read buffer of each runtime thread: connections hold no read buffer of their own.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
-}
-
-/// The task side of one open connection.
-pub(crate) struct Serve {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) conn: Arc<Connection>,
-    pub(crate) info: Arc<ConnectionInfo>,
-    pub(crate) settings: Settings,
 }
 
 /// How a connection ended: the code and text of its final event.
@@ -348,229 +385,399 @@ fn lost(message: &str) -> End {
     (error::LOST_CONNECTION, message.to_owned())
 }
 
-impl Serve {
-    /// Puts the stream in place, tells the host (for outgoing connections), runs until the end.
-    pub(crate) async fn run_open(self, stream: TcpStream, announce_connected: bool) {
-        let stream = Arc::new(stream);
-        {
-            let mut out = self.conn.out.lock();
-            out.stream = Some(stream.clone());
+fn io_end(context: &str, e: &io::Error) -> End {
+    let e = Error::io(context, e);
+    (e.code, e.message)
+}
+
+/// What a successful connect gives: the stream, the peer's address and the local port.
+pub(crate) type Connected = (TcpStream, SocketAddr, u16);
+
+/// The task of one connection, from accept (or connect) to its final event.
+///
+/// Written as a plain state machine rather than an `async` block so that what an idle
+/// connection keeps alive is just this struct (one phase at a time; rare phases boxed).
+pub(crate) struct ConnTask {
+    guard: TaskGuard,
+    conn: Arc<Connection>,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Outgoing: resolving and connecting to `dial` (host text, port).
+    Connecting {
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        dial: Box<(String, u16)>,
+    },
+    /// Accepted: waiting for the host's `new_connection` answer.
+    Asking(oneshot::Receiver<bool>),
+    Open(Pump),
+    /// Writing out and closing after a close request.
+    Closing(Pin<Box<dyn Future<Output = End> + Send>>),
+    Done,
+}
+
+impl ConnTask {
+    /// An accepted connection (info and stream set); `answer` is the host's decision to come,
+    /// or None when the host accepts everything.
+    pub(crate) fn accepted(
+        guard: TaskGuard,
+        conn: Arc<Connection>,
+        answer: Option<oneshot::Receiver<bool>>,
+    ) -> Self {
+        let phase = match answer {
+            Some(answer) => Phase::Asking(answer),
+            None => Phase::Open(Pump::open(guard.shared(), &conn, false)),
+        };
+        ConnTask { guard, conn, phase }
+    }
+
+    /// An outgoing connection to `host`:`port`, being attempted by `attempt`.
+    pub(crate) fn outgoing(
+        guard: TaskGuard,
+        conn: Arc<Connection>,
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        host: String,
+        port: u16,
+    ) -> Self {
+        let dial = Box::new((host, port));
+        ConnTask {
+            guard,
+            conn,
+            phase: Phase::Connecting { attempt, dial },
         }
-        self.conn.state.store(OPEN, Ordering::Release);
+    }
+}
+
+impl Future for ConnTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = this.guard.shared();
+        let conn = &this.conn;
+        loop {
+            let next = match &mut this.phase {
+                Phase::Connecting { attempt, dial } => {
+                    conn.waker.register(cx.waker());
+                    let result = match conn.close_reason() {
+                        Some(reason) => Err(Error::new(error::LOST_CONNECTION, reason.message())),
+                        None => match attempt.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(result) => result,
+                        },
+                    };
+                    match result {
+                        Ok((stream, peer, local_port)) => {
+                            conn.set_info(ConnectionInfo::connected(conn.id, 0, peer, local_port));
+                            attach(conn, stream);
+                            Phase::Open(Pump::open(shared, conn, true))
+                        }
+                        Err(e) => {
+                            conn.set_info(ConnectionInfo::dialing(conn.id, &dial.0, dial.1));
+                            finish(shared, conn, (e.code, e.message));
+                            Phase::Done
+                        }
+                    }
+                }
+                Phase::Asking(answer) => match Pin::new(answer).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(true)) => Phase::Open(Pump::open(shared, conn, false)),
+                    // Refused (or not asked): closed at once with the last reference, no event.
+                    Poll::Ready(_) => {
+                        shared.registry.remove_connection(conn.id);
+                        Phase::Done
+                    }
+                },
+                Phase::Open(pump) => match pump.poll(cx, shared, conn) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Stop::End(end)) => {
+                        finish(shared, conn, end);
+                        Phase::Done
+                    }
+                    Poll::Ready(Stop::Close(reason)) => {
+                        Phase::Closing(Box::pin(close_on_request(conn.clone(), reason)))
+                    }
+                },
+                Phase::Closing(closing) => match closing.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(end) => {
+                        finish(shared, conn, end);
+                        Phase::Done
+                    }
+                },
+                Phase::Done => return Poll::Ready(()),
+            };
+            this.phase = next;
+        }
+    }
+}
+
+/// The final event: the connection is closed and its id dead.
+pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: End) {
+    conn.state.store(CLOSED, Ordering::Release);
+    conn.out.lock().buf = BytesMut::new();
+    if let Some(stream) = conn.stream.get() {
+        // The descriptor itself closes when the last event holding the connection is gone.
+        let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+    }
+    shared.registry.remove_connection(conn.id);
+    shared.queue.push(Event::SocketError {
+        conn: conn.clone(),
+        code: end.0,
+        message: crate::info::c_text(&end.1),
+    });
+}
+
+/// Why the pump stopped.
+enum Stop {
+    End(End),
+    Close(CloseReason),
+}
+
+/// The state of an open connection's task between polls. Polled by hand (rather than through
+/// `select!` over several futures) so that an idle connection's task holds only this: the
+/// socket's own readiness slots and the connection's waker do the waiting.
+struct Pump {
+    framer: Framer,
+    eof: bool,
+    /// Only with an idle timeout: boxed, so it costs nothing otherwise.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    last_read: u64,
+}
+
+impl Pump {
+    /// The connection is open from now on (its stream is set).
+    fn open(shared: &Shared, conn: &Arc<Connection>, announce_connected: bool) -> Pump {
+        conn.state.store(OPEN, Ordering::Release);
         if announce_connected {
-            self.shared.queue.push(Event::Connected {
-                info: self.info.clone(),
-            });
+            shared.queue.push(Event::Connected { conn: conn.clone() });
         }
-        let end = self.pump(&stream).await;
-        self.finish(end, Some(&stream));
+        Pump {
+            framer: Framer::new(
+                conn.settings.boundary.clone(),
+                conn.settings.max_message_len,
+            ),
+            eof: false,
+            idle_timer: conn
+                .settings
+                .idle_timeout
+                .map(|d| Box::pin(tokio::time::sleep(d))),
+            last_read: clock_ms(),
+        }
     }
 
-    /// The final event: the connection is closed and its id dead.
-    pub(crate) fn finish(&self, end: End, stream: Option<&TcpStream>) {
-        self.conn.state.store(CLOSED, Ordering::Release);
-        {
-            let mut out = self.conn.out.lock();
-            out.stream = None;
-            out.buf = BytesMut::new();
-        }
-        if let Some(stream) = stream {
-            let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
-        }
-        self.shared.registry.remove_connection(self.conn.id);
-        self.shared.queue.push(Event::SocketError {
-            info: self.info.clone(),
-            code: end.0,
-            message: crate::info::c_text(&end.1),
-        });
-    }
-
-    async fn pump(&self, stream: &TcpStream) -> End {
-        let conn = &*self.conn;
-        let mut framer = Framer::new(
-            self.settings.boundary.clone(),
-            self.settings.max_message_len,
-        );
-        let mut eof = false;
-        let idle = self.settings.idle_timeout;
-        let mut idle_timer: Option<Pin<Box<Sleep>>> = idle.map(|d| Box::pin(tokio::time::sleep(d)));
-        let mut last_read = Instant::now();
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Shared,
+        conn: &Arc<Connection>,
+    ) -> Poll<Stop> {
+        let stream = conn
+            .stream
+            .get()
+            .expect("an open connection has its stream");
+        conn.waker.register(cx.waker());
+        let mut read_this_poll = 0usize;
         loop {
             if let Some(reason) = conn.close_reason() {
-                return self.close_on_request(reason, stream).await;
+                return Poll::Ready(Stop::Close(reason));
             }
             if let Some(err) = conn.take_write_error() {
-                return (err.code, err.message);
+                return Poll::Ready(Stop::End((err.code, err.message)));
             }
             let want_write = conn.has_output();
+            if want_write {
+                match stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if let Flush::Done = conn.flush() {
+                            continue;
+                        }
+                        continue; // blocked: readiness was cleared, poll again to wait; failed: taken above
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Stop::End(io_end("write failed", &e)))
+                    }
+                    Poll::Pending => {}
+                }
+            }
             let pending = conn.pending();
-            if eof && !want_write && pending == 0 {
-                return lost("the peer closed the connection");
+            if self.eof && !want_write && pending == 0 {
+                return Poll::Ready(Stop::End(lost("the peer closed the connection")));
             }
             // Back-pressure: wait for the host when this connection has too much undelivered,
             // and after end of stream until everything read has been delivered.
-            let flow_wait = pending > FLOW_HIGH || (eof && pending > 0);
+            let flow_wait = pending > FLOW_HIGH || (self.eof && pending > 0);
             if flow_wait {
                 conn.flow_waiting.store(true, Ordering::SeqCst);
                 let pending = conn.pending();
-                if pending <= FLOW_LOW && !(eof && pending > 0) {
+                if pending <= FLOW_LOW && !(self.eof && pending > 0) {
                     conn.flow_waiting.store(false, Ordering::SeqCst);
                     continue;
                 }
+            } else {
+                conn.flow_waiting.store(false, Ordering::Relaxed);
             }
-            let backlog_drained = self.shared.backlog.drained.notified();
-            tokio::pin!(backlog_drained);
-            let backlog_wait = !eof && self.shared.backlog.over() && {
-                backlog_drained.as_mut().enable();
-                self.shared.backlog.over()
+            let backlog_wait = !self.eof && !flow_wait && shared.backlog.over() && {
+                conn.park_on_backlog(&shared.backlog);
+                shared.backlog.over()
             };
-            let can_read = !eof && !flow_wait && !backlog_wait;
-            tokio::select! {
-                biased;
-                _ = conn.wake.notified() => {}
-                r = stream.writable(), if want_write => {
-                    if let Err(e) = r {
-                        let e = Error::io("write failed", &e);
-                        return (e.code, e.message);
-                    }
-                    if let Flush::Failed = conn.flush() {
-                        continue; // the error is taken at the top of the loop
-                    }
+            if !self.eof && !flow_wait && !backlog_wait {
+                if read_this_poll >= READ_BUDGET {
+                    // Let other connections run; come back at once.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
-                r = stream.readable(), if can_read => {
-                    if let Err(e) = r {
-                        let e = Error::io("read failed", &e);
-                        return (e.code, e.message);
-                    }
-                    match self.read(stream, &mut framer) {
-                        Ok(true) => eof = true,
-                        Ok(false) => {}
-                        Err(end) => return end,
-                    }
-                    last_read = Instant::now();
-                }
-                _ = &mut backlog_drained, if backlog_wait => {}
-                _ = async { idle_timer.as_mut().unwrap().await }, if idle_timer.is_some() => {
-                    let idle = idle.unwrap_or_default();
-                    let wrote = conn.last_write_ms.load(Ordering::Relaxed);
-                    let last_write = conn.created + Duration::from_millis(wrote);
-                    let last = last_read.max(last_write);
-                    if last.elapsed() >= idle {
-                        return (
-                            libc::ETIMEDOUT,
-                            format!("idle timeout: no traffic for {} ms", idle.as_millis()),
-                        );
-                    }
-                    if let Some(t) = idle_timer.as_mut() {
-                        t.as_mut().reset(last + idle);
-                    }
-                }
-            }
-            conn.flow_waiting.store(false, Ordering::SeqCst);
-        }
-    }
-
-    /// Reads what the socket has, frames it and queues the messages. Ok(true) at end of stream.
-    fn read(&self, stream: &TcpStream, framer: &mut Framer) -> Result<bool, End> {
-        let mut messages = Vec::new();
-        let mut eof = false;
-        let mut failure: Option<End> = None;
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let mut total = 0;
-            loop {
-                match stream.try_read(&mut scratch[..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        total += n;
-                        if let Err(too_long) = framer.push(&scratch[..n], &mut messages) {
-                            failure = Some(too_long_end(too_long.limit));
-                            break;
-                        }
-                        if n < scratch.len() || total >= READ_BUDGET {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        let e = Error::io("read failed", &e);
-                        failure = Some((e.code, e.message));
-                        break;
-                    }
-                }
-            }
-        });
-        if eof && failure.is_none() {
-            match framer.finish() {
-                Ok(Some(rest)) => messages.push(rest),
-                Ok(None) => {}
-                Err(too_long) => failure = Some(too_long_end(too_long.limit)),
-            }
-        }
-        self.deliver(messages);
-        match failure {
-            Some(end) => Err(end),
-            None => Ok(eof),
-        }
-    }
-
-    fn deliver(&self, messages: Vec<Bytes>) {
-        if messages.is_empty() {
-            return;
-        }
-        let cost: usize = messages.iter().map(|m| m.len() + EVENT_COST).sum();
-        self.conn.pending.fetch_add(cost, Ordering::SeqCst);
-        self.shared.backlog.add(cost);
-        self.shared
-            .queue
-            .push_all(messages.into_iter().map(|data| Event::Data {
-                conn: self.conn.clone(),
-                info: self.info.clone(),
-                data,
-            }));
-    }
-
-    async fn close_on_request(&self, reason: CloseReason, stream: &TcpStream) -> End {
-        let conn = &*self.conn;
-        if reason == CloseReason::Disconnect {
-            // Write out everything queued (bounded in time), then send FIN.
-            let deadline = Instant::now() + LINGER;
-            loop {
-                match conn.flush() {
-                    Flush::Done => break,
-                    Flush::Failed => {
-                        let e = conn
-                            .take_write_error()
-                            .unwrap_or_else(|| Error::new(error::LOST_CONNECTION, "write failed"));
-                        return (e.code, e.message);
-                    }
-                    Flush::Blocked => {
-                        if CloseReason::from_u8(conn.close.load(Ordering::Acquire))
-                            > Some(CloseReason::Disconnect)
-                        {
-                            break; // the context is going away: stop waiting
-                        }
-                        tokio::select! {
-                            r = tokio::time::timeout_at(deadline, stream.writable()) => {
-                                if r.is_err() {
-                                    break; // linger time is over
-                                }
+                match stream.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        match read(shared, conn, stream, &mut self.framer) {
+                            Ok((eof, n)) => {
+                                self.eof = eof;
+                                read_this_poll += n.max(1);
                             }
-                            _ = conn.wake.notified() => {}
+                            Err(end) => return Poll::Ready(Stop::End(end)),
                         }
+                        self.last_read = clock_ms();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Stop::End(io_end("read failed", &e)))
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if let Some(timer) = self.idle_timer.as_mut() {
+                if timer.as_mut().poll(cx).is_ready() {
+                    let idle = conn.settings.idle_timeout.unwrap_or_default();
+                    let last = self
+                        .last_read
+                        .max(conn.last_write_ms.load(Ordering::Relaxed));
+                    let quiet = Duration::from_millis(clock_ms().saturating_sub(last));
+                    if quiet >= idle {
+                        let message =
+                            format!("idle timeout: no traffic for {} ms", idle.as_millis());
+                        return Poll::Ready(Stop::End((libc::ETIMEDOUT, message)));
+                    }
+                    timer.as_mut().reset(Instant::now() + (idle - quiet));
+                    continue;
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Reads what the socket has, frames it and queues the messages. Returns whether the stream
+/// ended and how many bytes were read.
+fn read(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    stream: &TcpStream,
+    framer: &mut Framer,
+) -> Result<(bool, usize), End> {
+    let mut messages = Vec::new();
+    let mut eof = false;
+    let mut failure: Option<End> = None;
+    let mut total = 0;
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        loop {
+            match stream.try_read(&mut scratch[..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    total += n;
+                    if let Err(too_long) = framer.push(&scratch[..n], &mut messages) {
+                        failure = Some(too_long_end(too_long.limit));
+                        break;
+                    }
+                    if n < scratch.len() || total >= READ_BUDGET {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    failure = Some(io_end("read failed", &e));
+                    break;
+                }
+            }
+        }
+    });
+    if eof && failure.is_none() {
+        match framer.finish() {
+            Ok(Some(rest)) => messages.push(rest),
+            Ok(None) => {}
+            Err(too_long) => failure = Some(too_long_end(too_long.limit)),
+        }
+    }
+    deliver(shared, conn, messages);
+    match failure {
+        Some(end) => Err(end),
+        None => Ok((eof, total)),
+    }
+}
+
+fn deliver(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
+    if messages.is_empty() {
+        return;
+    }
+    let cost: usize = messages.iter().map(|m| m.len() + EVENT_COST).sum();
+    conn.pending.fetch_add(cost, Ordering::SeqCst);
+    shared.backlog.add(cost);
+    shared
+        .queue
+        .push_all(messages.into_iter().map(|data| Event::Data {
+            conn: conn.clone(),
+            data,
+        }));
+}
+
+async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
+    let stream = conn
+        .stream
+        .get()
+        .expect("an open connection has its stream");
+    if reason == CloseReason::Disconnect {
+        // Write out everything queued (bounded in time), then send FIN.
+        let deadline = Instant::now() + LINGER;
+        loop {
+            match conn.flush() {
+                Flush::Done => break,
+                Flush::Failed => {
+                    let e = conn
+                        .take_write_error()
+                        .unwrap_or_else(|| Error::new(error::LOST_CONNECTION, "write failed"));
+                    return (e.code, e.message);
+                }
+                Flush::Blocked => {
+                    if conn.close_reason() > Some(CloseReason::Disconnect) {
+                        break; // the listener or the context is going away: stop waiting
+                    }
+                    let woke = tokio::time::timeout_at(
+                        deadline,
+                        poll_fn(|cx| {
+                            conn.waker.register(cx.waker());
+                            if conn.close_reason() > Some(CloseReason::Disconnect) {
+                                return Poll::Ready(());
+                            }
+                            stream.poll_write_ready(cx).map(|_| ())
+                        }),
+                    )
+                    .await;
+                    if woke.is_err() {
+                        break; // linger time is over
                     }
                 }
             }
-        } else {
-            let _ = conn.flush(); // one attempt, never waits
         }
-        let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
-        discard_input(stream);
-        lost(reason.message())
+    } else {
+        let _ = conn.flush(); // one attempt, never waits
     }
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    discard_input(stream);
+    lost(reason.message())
 }
 
 fn too_long_end(limit: usize) -> End {
@@ -590,4 +797,10 @@ fn discard_input(stream: &TcpStream) {
             Ok(n) => total += n,
         }
     }
+}
+
+/// Sets the stream of a connection that is about to open.
+pub(crate) fn attach(conn: &Connection, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = conn.stream.set(stream);
 }

@@ -1,6 +1,6 @@
 //! TCP listeners: bind (dual stack unless a bind address is set), accept, ask the host.
 
-use super::connection::{Connection, Serve, Settings, PENDING};
+use super::connection::{attach, ConnTask, Connection, Settings, PENDING};
 use crate::context::Shared;
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};
@@ -121,7 +121,7 @@ async fn accept_loop(
     server_id: u32,
     listener: TcpListener,
     local_port: u16,
-    settings: Settings,
+    settings: Arc<Settings>,
     mut stopped: ListenerStopped,
 ) {
     loop {
@@ -152,34 +152,29 @@ fn spawn_accepted(
     stream: TcpStream,
     peer: SocketAddr,
     local_port: u16,
-    settings: &Settings,
+    settings: &Arc<Settings>,
 ) {
     let id = shared.registry.next_connection_id();
-    let conn = Arc::new(Connection::new(id, server_id, shared, PENDING, settings));
+    let conn = Arc::new(Connection::new(
+        id,
+        server_id,
+        shared,
+        PENDING,
+        settings.clone(),
+    ));
+    conn.set_info(ConnectionInfo::connected(id, server_id, peer, local_port));
+    attach(&conn, stream);
     shared.registry.add_connection(conn.clone());
-    let _ = stream.set_nodelay(true);
-    let serve = Serve {
-        shared: shared.clone(),
-        conn,
-        info: Arc::new(ConnectionInfo::connected(id, server_id, peer, local_port)),
-        settings: settings.clone(),
-    };
-    let guard = shared.task_guard();
-    shared.runtime.spawn(async move {
-        let _guard = guard;
-        if serve.shared.host.wants_new_connection() {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            serve.shared.queue.push(Event::NewConnection {
-                conn: serve.conn.clone(),
-                info: serve.info.clone(),
-                reply,
-            });
-            // The dispatcher always answers (false when it skips the question).
-            if !answer.await.unwrap_or(false) {
-                serve.shared.registry.remove_connection(serve.conn.id);
-                return; // refused: closed at once, no further event
-            }
-        }
-        serve.run_open(stream, false).await;
+    let answer = shared.host.wants_new_connection().then(|| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        shared.queue.push(Event::NewConnection {
+            conn: conn.clone(),
+            reply,
+        });
+        answer
     });
+    // The dispatcher always answers (false when it skips the question).
+    shared
+        .runtime
+        .spawn(ConnTask::accepted(shared.task_guard(), conn, answer));
 }

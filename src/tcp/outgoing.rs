@@ -1,9 +1,8 @@
 //! Outgoing TCP connections: resolve, connect (bounded in time), then the shared connection.
 
-use super::connection::{Connection, Serve, Settings, CONNECTING};
+use super::connection::{ConnTask, Connected, Connection, Settings, CONNECTING};
 use crate::context::Shared;
 use crate::error::{self, Error};
-use crate::info::ConnectionInfo;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,43 +25,17 @@ pub(crate) fn open_connection(
     let settings = Settings::new(shared, boundary)?;
     let connect_timeout = shared.options.lock().connect_timeout;
     let id = shared.registry.next_connection_id();
-    let conn = Arc::new(Connection::new(id, 0, shared, CONNECTING, &settings));
+    let conn = Arc::new(Connection::new(id, 0, shared, CONNECTING, settings));
     shared.registry.add_connection(conn.clone());
-    let host = host.to_owned();
-    let guard = shared.task_guard();
-    let serve = Serve {
-        shared: shared.clone(),
-        info: Arc::new(ConnectionInfo::dialing(id, &host, port)),
-        conn,
-        settings,
-    };
-    shared.runtime.spawn(async move {
-        let _guard = guard;
-        let attempt = tokio::select! {
-            r = connect(&host, port, connect_timeout) => r,
-            reason = serve.conn.closed() => Err(Error::new(error::LOST_CONNECTION, reason.message())),
-        };
-        match attempt {
-            Ok((stream, peer, local_port)) => {
-                let _ = stream.set_nodelay(true);
-                let serve = Serve {
-                    info: Arc::new(ConnectionInfo::connected(id, 0, peer, local_port)),
-                    ..serve
-                };
-                serve.run_open(stream, true).await;
-            }
-            Err(e) => serve.finish((e.code, e.message), None),
-        }
-    });
+    let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout));
+    let task = ConnTask::outgoing(shared.task_guard(), conn, attempt, host.to_owned(), port);
+    shared.runtime.spawn(task);
     Ok(id)
 }
 
 /// Resolves and connects, trying each address in turn within one overall time limit.
-async fn connect(
-    host: &str,
-    port: u16,
-    limit: Option<Duration>,
-) -> Result<(TcpStream, SocketAddr, u16), Error> {
+async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Connected, Error> {
+    let host = host.as_str();
     let attempt = async {
         let bare = host
             .strip_prefix('[')

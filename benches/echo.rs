@@ -1,0 +1,502 @@
+//! Framed-TCP echo benchmark: xtnet's C `echo_server` against a plain multi-threaded tokio
+//! line echo with the same framing, in one run, on loopback. Not a test: it prints figures
+//! (and ratios, which are what to compare on a shared, noisy machine).
+//!
+//!     cargo bench --bench echo                 # everything
+//!     cargo bench --bench echo -- --quick      # shorter runs
+//!
+//! Scenarios: 50 connections x 16 messages in flight x 64 B ("\r\n"-framed), throughput with
+//! every echoed byte verified; 1 connection with one message in flight, RTT percentiles;
+//! server CPU per message; server RSS per idle connection (5000), after one echo each, and
+//! 10 000 connections held open at once.
+
+use bytes::{Buf, BytesMut};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BOUNDARY: &[u8] = b"\r\n";
+const MSG_LEN: usize = 64; // on the wire, boundary included
+
+// ---------------------------------------------------------------- the tokio baseline server
+
+fn baseline_server() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        println!(
+            "listening on port {}",
+            listener.local_addr().unwrap().port()
+        );
+        std::io::stdout().flush().unwrap();
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                let mut out = Vec::new();
+                let finder = memchr::memmem::Finder::new(BOUNDARY);
+                loop {
+                    buf.reserve(64 << 10);
+                    match s.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    while let Some(pos) = finder.find(&buf) {
+                        out.extend_from_slice(&buf[..pos + BOUNDARY.len()]);
+                        buf.advance(pos + BOUNDARY.len());
+                    }
+                    if !out.is_empty() {
+                        if s.write_all(&out).await.is_err() {
+                            return;
+                        }
+                        out.clear();
+                    }
+                    if buf.is_empty() {
+                        buf = BytesMut::new(); // like xtnet: idle connections hold no buffer
+                        out = Vec::new();
+                    }
+                }
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------- servers under test
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(name: &'static str, mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no port in {first:?}"));
+        Server { name, child, port }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// User + system CPU seconds used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[path = "../tests/support/c_build.rs"]
+mod c_build;
+
+fn xtnet_server(dispatch: &str) -> Server {
+    let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
+    let mut cmd = Command::new(out.join("echo_server"));
+    cmd.args([
+        "--port",
+        "0",
+        "--quiet",
+        "--dispatch",
+        dispatch,
+        "--max-seconds",
+        "3600",
+    ]);
+    Server::start(
+        if dispatch == "poll" {
+            "xtnet (poll)"
+        } else {
+            "xtnet"
+        },
+        cmd,
+    )
+}
+
+fn tokio_server() -> Server {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg("--baseline-server");
+    Server::start("tokio", cmd)
+}
+
+// ---------------------------------------------------------------- messages
+
+/// The `seq`-th message of connection `conn`: 62 bytes of text, then "\r\n".
+fn message(conn: usize, seq: u64) -> [u8; MSG_LEN] {
+    let mut m = [b'.'; MSG_LEN];
+    let head = format!("c{conn:05}s{seq:012}:");
+    m[..head.len()].copy_from_slice(head.as_bytes());
+    for (i, b) in m.iter_mut().enumerate().take(MSG_LEN - 2).skip(head.len()) {
+        *b = b'a' + ((seq as usize + i) % 26) as u8;
+    }
+    m[MSG_LEN - 2..].copy_from_slice(BOUNDARY);
+    m
+}
+
+/// Source addresses 127.0.0.<n> so scenarios never run out of ephemeral ports.
+fn source_ip(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+// ---------------------------------------------------------------- throughput
+
+async fn pipeline(
+    addr: SocketAddr,
+    src: IpAddr,
+    conn: usize,
+    depth: u64,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(src, 0)).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut out = Vec::with_capacity(depth as usize * MSG_LEN);
+    for _ in 0..depth {
+        out.extend_from_slice(&message(conn, sent));
+        sent += 1;
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        buf.reserve(64 << 10);
+        let n = s.read_buf(&mut buf).await.unwrap();
+        assert!(n > 0, "server closed connection {conn}");
+        out.clear();
+        while buf.len() >= MSG_LEN {
+            let expect = message(conn, got);
+            assert_eq!(
+                &buf[..MSG_LEN],
+                &expect[..],
+                "connection {conn}: echo {got} differs"
+            );
+            buf.advance(MSG_LEN);
+            got += 1;
+            if !stop.load(Ordering::Relaxed) {
+                out.extend_from_slice(&message(conn, sent));
+                sent += 1;
+            }
+        }
+        if !out.is_empty() {
+            s.write_all(&out).await.unwrap();
+        }
+        if got == sent && stop.load(Ordering::Relaxed) {
+            return got;
+        }
+    }
+}
+
+struct Throughput {
+    msgs_per_sec: f64,
+    cpu_us_per_msg: f64,
+}
+
+fn throughput(server: &Server, conns: usize, depth: u64, secs: f64, src: u8) -> Throughput {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu0 = server.cpu_seconds();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| rt.spawn(pipeline(addr, source_ip(src), c, depth, stop.clone())))
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = rt.block_on(async {
+        let mut t = 0;
+        for task in tasks {
+            t += task.await.unwrap();
+        }
+        t
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu0;
+    Throughput {
+        msgs_per_sec: total as f64 / elapsed,
+        cpu_us_per_msg: cpu * 1e6 / total as f64,
+    }
+}
+
+// ---------------------------------------------------------------- latency
+
+fn latency(server: &Server, rounds: usize, src: u8) -> (f64, f64) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(source_ip(src), 0).into())
+        .unwrap();
+    sock.connect(&SocketAddr::from(([127, 0, 0, 1], server.port)).into())
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_nodelay(true).unwrap();
+    let mut rtts = Vec::with_capacity(rounds);
+    let mut buf = [0u8; MSG_LEN];
+    for i in 0..rounds + 500 {
+        let m = message(0, i as u64);
+        let t = Instant::now();
+        s.write_all(&m).unwrap();
+        s.read_exact(&mut buf).unwrap();
+        let rtt = t.elapsed();
+        assert_eq!(buf, m);
+        if i >= 500 {
+            rtts.push(rtt.as_secs_f64() * 1e6);
+        }
+    }
+    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (rtts[rtts.len() / 2], rtts[rtts.len() * 99 / 100])
+}
+
+// ---------------------------------------------------------------- many connections
+
+fn open_many(server: &Server, n: usize, first_src: u8) -> Vec<TcpStream> {
+    let addr: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    (0..n)
+        .map(|i| {
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            // 2000 connections per source address keeps far from the ephemeral range's end.
+            sock.bind(&SocketAddr::new(source_ip(first_src + (i / 2000) as u8), 0).into())
+                .unwrap();
+            sock.connect(&addr.into())
+                .unwrap_or_else(|e| panic!("{}: connection {i}: {e}", server.name));
+            // Close with RST: no TIME_WAIT left behind between scenarios.
+            sock.set_linger(Some(Duration::ZERO)).unwrap();
+            let s: TcpStream = sock.into();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s
+        })
+        .collect()
+}
+
+fn echo_once(conns: &mut [TcpStream]) {
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.write_all(&message(i, 1)).unwrap();
+    }
+    let mut buf = [0u8; MSG_LEN];
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, message(i, 1), "connection {i}");
+    }
+}
+
+/// Waits until the server has accepted everything: the last connection echoes.
+fn settle(conns: &mut [TcpStream]) {
+    let last = conns.len() - 1;
+    echo_once(&mut conns[last..]);
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+struct Memory {
+    idle_per_conn: f64,
+    echoed_per_conn: f64,
+}
+
+fn memory(server: &Server, n: usize, src: u8) -> Memory {
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss() as f64;
+    let mut conns = open_many(server, n, src);
+    settle(&mut conns);
+    let idle = server.rss() as f64;
+    echo_once(&mut conns);
+    std::thread::sleep(Duration::from_millis(500));
+    let echoed = server.rss() as f64;
+    drop(conns);
+    Memory {
+        idle_per_conn: (idle - before) / n as f64,
+        echoed_per_conn: (echoed - before) / n as f64,
+    }
+}
+
+fn held_open(server: &Server, n: usize, src: u8) -> (bool, f64) {
+    let mut conns = open_many(server, n, src);
+    echo_once(&mut conns);
+    let rss = server.rss() as f64;
+    drop(conns);
+    (true, rss / (1 << 20) as f64)
+}
+
+// ---------------------------------------------------------------- main
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--baseline-server") {
+        return baseline_server();
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    raise_fd_limit();
+    let (secs, rounds, lat_rounds) = if quick {
+        (2.0, 1, 5_000)
+    } else {
+        (5.0, 3, 20_000)
+    };
+
+    let tokio_srv = tokio_server();
+    let xt = xtnet_server("thread");
+    let xt_poll = xtnet_server("poll");
+    let servers = [&tokio_srv, &xt, &xt_poll];
+    println!(
+        "servers: tokio pid {}, xtnet pid {}, xtnet poll pid {}",
+        tokio_srv.pid(),
+        xt.pid(),
+        xt_poll.pid()
+    );
+
+    // Throughput, alternating servers each round; medians.
+    let mut tput: Vec<Vec<Throughput>> = servers.iter().map(|_| Vec::new()).collect();
+    for r in 0..rounds {
+        for (i, s) in servers.iter().enumerate() {
+            let t = throughput(s, 50, 16, secs, 10 + (r * 3 + i) as u8);
+            println!(
+                "  round {r} {:<13} {:>10.0} msgs/s  {:>6.2} us CPU/msg",
+                s.name, t.msgs_per_sec, t.cpu_us_per_msg
+            );
+            tput[i].push(t);
+        }
+    }
+    let mps: Vec<f64> = tput
+        .iter()
+        .map(|v| median(v.iter().map(|t| t.msgs_per_sec).collect()))
+        .collect();
+    let cpu: Vec<f64> = tput
+        .iter()
+        .map(|v| median(v.iter().map(|t| t.cpu_us_per_msg).collect()))
+        .collect();
+
+    let mut lat: Vec<(Vec<f64>, Vec<f64>)> =
+        servers.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    for r in 0..rounds {
+        for (i, s) in servers.iter().enumerate() {
+            let (p50, p99) = latency(s, lat_rounds, 40 + (r * 3 + i) as u8);
+            lat[i].0.push(p50);
+            lat[i].1.push(p99);
+        }
+    }
+    let p50: Vec<f64> = lat.iter().map(|l| median(l.0.clone())).collect();
+    let p99: Vec<f64> = lat.iter().map(|l| median(l.1.clone())).collect();
+
+    println!();
+    println!(
+        "| scenario | {} | {} | {} | xtnet / tokio |",
+        servers[0].name, servers[1].name, servers[2].name
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| 50 conns x 16 in flight x 64 B: msgs/s | {:.0} | {:.0} | {:.0} | {:.2} |",
+        mps[0],
+        mps[1],
+        mps[2],
+        mps[1] / mps[0]
+    );
+    println!(
+        "| server CPU per message (us) | {:.2} | {:.2} | {:.2} | {:.2} |",
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        cpu[1] / cpu[0]
+    );
+    println!(
+        "| 1 conn, 1 in flight: RTT p50 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
+        p50[0],
+        p50[1],
+        p50[2],
+        p50[1] / p50[0]
+    );
+    println!(
+        "| 1 conn, 1 in flight: RTT p99 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
+        p99[0],
+        p99[1],
+        p99[2],
+        p99[1] / p99[0]
+    );
+
+    let idle_n = 5000;
+    let mem: Vec<Memory> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| memory(s, idle_n, 60 + 3 * i as u8))
+        .collect();
+    println!(
+        "| RSS per idle connection, {idle_n} conns (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
+        mem[0].idle_per_conn,
+        mem[1].idle_per_conn,
+        mem[2].idle_per_conn,
+        mem[1].idle_per_conn / mem[0].idle_per_conn
+    );
+    println!(
+        "| RSS per connection after one echo each (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
+        mem[0].echoed_per_conn,
+        mem[1].echoed_per_conn,
+        mem[2].echoed_per_conn,
+        mem[1].echoed_per_conn / mem[0].echoed_per_conn
+    );
+    let held: Vec<(bool, f64)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| held_open(s, 10_000, 80 + 6 * i as u8))
+        .collect();
+    println!(
+        "| 10 000 connections open at once, one echo each | ok, RSS {:.0} MiB | ok, RSS {:.0} MiB | ok, RSS {:.0} MiB | |",
+        held[0].1, held[1].1, held[2].1
+    );
+}
