@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::events::{self, Event, EventQueue, Host, LogLevel};
 use crate::options::Options;
 use crate::registry::{ListenerKind, Registry};
-use crate::tcp::{self, CloseReason, Connection};
+use crate::tcp::{self, CloseReason, Connection, Drivers};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -107,6 +107,7 @@ pub(crate) struct Shared {
     pub(crate) options: Mutex<Options>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) registry: Registry,
+    pub(crate) drivers: Drivers,
     pub(crate) backlog: Backlog,
     closing: AtomicBool,
     polling: AtomicBool,
@@ -181,6 +182,7 @@ impl Context {
             options: Mutex::new(Options::default()),
             runtime: runtime.handle().clone(),
             registry: Registry::default(),
+            drivers: Drivers::start(runtime.handle(), threads),
             backlog: Backlog::default(),
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),

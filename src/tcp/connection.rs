@@ -804,3 +804,19 @@ pub(crate) fn attach(conn: &Connection, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = conn.stream.set(stream);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs its task, its `Connection` and tokio's registration (see
+    /// BENCHMARKS.md for the measured RSS). Guard the two that are ours against growth.
+    #[test]
+    fn idle_connection_structures_stay_small() {
+        let task = std::mem::size_of::<ConnTask>();
+        let conn = std::mem::size_of::<Connection>();
+        eprintln!("ConnTask {task} bytes, Connection {conn} bytes");
+        assert!(task <= 96, "ConnTask grew to {task} bytes");
+        assert!(conn <= 256, "Connection grew to {conn} bytes");
+    }
+}

@@ -175,6 +175,6 @@ fn spawn_accepted(
     });
     // The dispatcher always answers (false when it skips the question).
     shared
-        .runtime
+        .drivers
         .spawn(ConnTask::accepted(shared.task_guard(), conn, answer));
 }

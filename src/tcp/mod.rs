@@ -1,10 +1,12 @@
 //! TCP: listeners, outgoing connections, and the connection both share.
 
 mod connection;
+mod driver;
 mod listener;
 mod outgoing;
 
 pub(crate) use connection::{CloseReason, Connection};
+pub(crate) use driver::Drivers;
 pub(crate) use listener::start_listener;
 pub(crate) use outgoing::open_connection;
 

@@ -29,7 +29,7 @@ pub(crate) fn open_connection(
     shared.registry.add_connection(conn.clone());
     let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout));
     let task = ConnTask::outgoing(shared.task_guard(), conn, attempt, host.to_owned(), port);
-    shared.runtime.spawn(task);
+    shared.drivers.spawn(task);
     Ok(id)
 }
 
