@@ -135,7 +135,7 @@ mod c_build;
 
 fn xtnet_server(dispatch: &str) -> Server {
     let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
-    let mut cmd = Command::new(out.join("echo_server"));
+    let mut cmd = c_build::example_command(&out.join("echo_server"));
     cmd.args([
         "--port",
         "0",
@@ -351,12 +351,14 @@ fn memory(server: &Server, n: usize, src: u8) -> Memory {
     }
 }
 
-fn held_open(server: &Server, n: usize, src: u8) -> (bool, f64) {
+/// Opens `n` connections at once and echoes one message on each (panics if any fails);
+/// returns the server's RSS in MiB meanwhile.
+fn held_open(server: &Server, n: usize, src: u8) -> f64 {
     let mut conns = open_many(server, n, src);
     echo_once(&mut conns);
     let rss = server.rss() as f64;
     drop(conns);
-    (true, rss / (1 << 20) as f64)
+    rss / (1 << 20) as f64
 }
 
 // ---------------------------------------------------------------- main
@@ -384,6 +386,13 @@ fn main() {
         return baseline_server();
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only tput,latency,memory,held` runs a subset (all by default).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let run = |what: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == what));
     raise_fd_limit();
     let (secs, rounds, lat_rounds) = if quick {
         (2.0, 1, 5_000)
@@ -401,102 +410,110 @@ fn main() {
         xt.pid(),
         xt_poll.pid()
     );
-
-    // Throughput, alternating servers each round; medians.
-    let mut tput: Vec<Vec<Throughput>> = servers.iter().map(|_| Vec::new()).collect();
-    for r in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let t = throughput(s, 50, 16, secs, 10 + (r * 3 + i) as u8);
-            println!(
-                "  round {r} {:<13} {:>10.0} msgs/s  {:>6.2} us CPU/msg",
-                s.name, t.msgs_per_sec, t.cpu_us_per_msg
-            );
-            tput[i].push(t);
-        }
-    }
-    let mps: Vec<f64> = tput
-        .iter()
-        .map(|v| median(v.iter().map(|t| t.msgs_per_sec).collect()))
-        .collect();
-    let cpu: Vec<f64> = tput
-        .iter()
-        .map(|v| median(v.iter().map(|t| t.cpu_us_per_msg).collect()))
-        .collect();
-
-    let mut lat: Vec<(Vec<f64>, Vec<f64>)> =
-        servers.iter().map(|_| (Vec::new(), Vec::new())).collect();
-    for r in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let (p50, p99) = latency(s, lat_rounds, 40 + (r * 3 + i) as u8);
-            lat[i].0.push(p50);
-            lat[i].1.push(p99);
-        }
-    }
-    let p50: Vec<f64> = lat.iter().map(|l| median(l.0.clone())).collect();
-    let p99: Vec<f64> = lat.iter().map(|l| median(l.1.clone())).collect();
-
     println!();
     println!(
         "| scenario | {} | {} | {} | xtnet / tokio |",
         servers[0].name, servers[1].name, servers[2].name
     );
     println!("|---|---|---|---|---|");
-    println!(
-        "| 50 conns x 16 in flight x 64 B: msgs/s | {:.0} | {:.0} | {:.0} | {:.2} |",
-        mps[0],
-        mps[1],
-        mps[2],
-        mps[1] / mps[0]
-    );
-    println!(
-        "| server CPU per message (us) | {:.2} | {:.2} | {:.2} | {:.2} |",
-        cpu[0],
-        cpu[1],
-        cpu[2],
-        cpu[1] / cpu[0]
-    );
-    println!(
-        "| 1 conn, 1 in flight: RTT p50 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
-        p50[0],
-        p50[1],
-        p50[2],
-        p50[1] / p50[0]
-    );
-    println!(
-        "| 1 conn, 1 in flight: RTT p99 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
-        p99[0],
-        p99[1],
-        p99[2],
-        p99[1] / p99[0]
-    );
 
-    let idle_n = 5000;
-    let mem: Vec<Memory> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| memory(s, idle_n, 60 + 3 * i as u8))
-        .collect();
-    println!(
-        "| RSS per idle connection, {idle_n} conns (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
-        mem[0].idle_per_conn,
-        mem[1].idle_per_conn,
-        mem[2].idle_per_conn,
-        mem[1].idle_per_conn / mem[0].idle_per_conn
-    );
-    println!(
-        "| RSS per connection after one echo each (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
-        mem[0].echoed_per_conn,
-        mem[1].echoed_per_conn,
-        mem[2].echoed_per_conn,
-        mem[1].echoed_per_conn / mem[0].echoed_per_conn
-    );
-    let held: Vec<(bool, f64)> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| held_open(s, 10_000, 80 + 6 * i as u8))
-        .collect();
-    println!(
-        "| 10 000 connections open at once, one echo each | ok, RSS {:.0} MiB | ok, RSS {:.0} MiB | ok, RSS {:.0} MiB | |",
-        held[0].1, held[1].1, held[2].1
-    );
+    if run("tput") {
+        // Throughput, alternating servers each round; medians.
+        let mut tput: Vec<Vec<Throughput>> = servers.iter().map(|_| Vec::new()).collect();
+        for r in 0..rounds {
+            for (i, s) in servers.iter().enumerate() {
+                let t = throughput(s, 50, 16, secs, 10 + (r * 3 + i) as u8);
+                eprintln!(
+                    "  round {r} {:<13} {:>10.0} msgs/s  {:>6.2} us CPU/msg",
+                    s.name, t.msgs_per_sec, t.cpu_us_per_msg
+                );
+                tput[i].push(t);
+            }
+        }
+        let mps: Vec<f64> = tput
+            .iter()
+            .map(|v| median(v.iter().map(|t| t.msgs_per_sec).collect()))
+            .collect();
+        let cpu: Vec<f64> = tput
+            .iter()
+            .map(|v| median(v.iter().map(|t| t.cpu_us_per_msg).collect()))
+            .collect();
+        println!(
+            "| 50 conns x 16 in flight x 64 B: msgs/s | {:.0} | {:.0} | {:.0} | {:.2} |",
+            mps[0],
+            mps[1],
+            mps[2],
+            mps[1] / mps[0]
+        );
+        println!(
+            "| server CPU per message (us) | {:.2} | {:.2} | {:.2} | {:.2} |",
+            cpu[0],
+            cpu[1],
+            cpu[2],
+            cpu[1] / cpu[0]
+        );
+    }
+
+    if run("latency") {
+        let mut lat: Vec<(Vec<f64>, Vec<f64>)> =
+            servers.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        for r in 0..rounds {
+            for (i, s) in servers.iter().enumerate() {
+                let (p50, p99) = latency(s, lat_rounds, 40 + (r * 3 + i) as u8);
+                lat[i].0.push(p50);
+                lat[i].1.push(p99);
+            }
+        }
+        let p50: Vec<f64> = lat.iter().map(|l| median(l.0.clone())).collect();
+        let p99: Vec<f64> = lat.iter().map(|l| median(l.1.clone())).collect();
+        println!(
+            "| 1 conn, 1 in flight: RTT p50 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
+            p50[0],
+            p50[1],
+            p50[2],
+            p50[1] / p50[0]
+        );
+        println!(
+            "| 1 conn, 1 in flight: RTT p99 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
+            p99[0],
+            p99[1],
+            p99[2],
+            p99[1] / p99[0]
+        );
+    }
+
+    if run("memory") {
+        let idle_n = 5000;
+        let mem: Vec<Memory> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| memory(s, idle_n, 60 + 3 * i as u8))
+            .collect();
+        println!(
+            "| RSS per idle connection, {idle_n} conns (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
+            mem[0].idle_per_conn,
+            mem[1].idle_per_conn,
+            mem[2].idle_per_conn,
+            mem[1].idle_per_conn / mem[0].idle_per_conn
+        );
+        println!(
+            "| RSS per connection after one echo each (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
+            mem[0].echoed_per_conn,
+            mem[1].echoed_per_conn,
+            mem[2].echoed_per_conn,
+            mem[1].echoed_per_conn / mem[0].echoed_per_conn
+        );
+    }
+
+    if run("held") {
+        let held: Vec<f64> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| held_open(s, 10_000, 80 + 6 * i as u8))
+            .collect();
+        println!(
+            "| 10 000 connections open at once, one echo each: server RSS (MiB) | {:.0} | {:.0} | {:.0} | {:.2} |",
+            held[0], held[1], held[2], held[1] / held[0]
+        );
+    }
 }

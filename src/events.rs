@@ -17,7 +17,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// Severity of a `log` event, as the C surface numbers it (`XT_LOG_*`).
 #[repr(i32)]
@@ -54,7 +53,6 @@ pub trait Host: Send + Sync {
 pub(crate) enum Event {
     NewConnection {
         conn: Arc<Connection>,
-        reply: oneshot::Sender<bool>,
     },
     Connected {
         conn: Arc<Connection>,
@@ -84,7 +82,7 @@ impl Event {
 
     fn connection(&self) -> Option<&Arc<Connection>> {
         match self {
-            Event::NewConnection { conn, .. }
+            Event::NewConnection { conn }
             | Event::Connected { conn }
             | Event::Data { conn, .. }
             | Event::SocketError { conn, .. } => Some(conn),
@@ -94,13 +92,13 @@ impl Event {
 
     fn dispatch(self, host: &dyn Host, closing: bool, credits: &mut Credits) {
         match self {
-            Event::NewConnection { conn, reply } => {
+            Event::NewConnection { conn } => {
                 // A connection whose listener was stopped (or whose context is going away)
                 // before the host was asked is refused without asking: it never existed for it.
                 let info = conn.info();
                 let accept =
                     !closing && !conn.close_requested() && host.new_connection(info.id, info);
-                let _ = reply.send(accept);
+                conn.decide(accept);
             }
             Event::Connected { conn } => host.connected(conn.id, conn.info()),
             Event::Data { conn, data } => {

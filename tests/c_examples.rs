@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ struct Running {
 
 impl Running {
     fn start(name: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(examples().join(name))
+        let mut child = c_build::example_command(&examples().join(name))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -157,7 +157,7 @@ fn echo_server_binary_boundary_and_max_seconds() {
 fn echo_server_reports_a_busy_port() {
     let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    let out = Command::new(examples().join("echo_server"))
+    let out = c_build::example_command(&examples().join("echo_server"))
         .args(["--port", &port])
         .output()
         .unwrap();
@@ -169,7 +169,7 @@ fn echo_server_reports_a_busy_port() {
 #[test]
 fn line_client_talks_to_echo_server() {
     let server = Running::start("echo_server", &["--port", "0", "--max-seconds", "60"]);
-    let out = Command::new(examples().join("line_client"))
+    let out = c_build::example_command(&examples().join("line_client"))
         .args([
             "--port",
             &server.port.to_string(),
@@ -198,7 +198,7 @@ fn line_client_talks_to_echo_server() {
         "echo_server",
         &["--port", "0", "--boundary", ";", "--max-seconds", "60"],
     );
-    let mut child = Command::new(examples().join("line_client"))
+    let mut child = c_build::example_command(&examples().join("line_client"))
         .args(["--port", &semi.port.to_string(), "--boundary", ";"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -222,7 +222,7 @@ fn line_client_reports_a_refused_connection() {
         .local_addr()
         .unwrap()
         .port();
-    let out = Command::new(examples().join("line_client"))
+    let out = c_build::example_command(&examples().join("line_client"))
         .args(["--port", &port.to_string(), "x"])
         .output()
         .unwrap();

@@ -30,7 +30,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 /// Bytes read from a socket in one system call.
@@ -103,11 +102,14 @@ impl CloseReason {
     }
 }
 
-/// Lifecycle: outgoing ones start CONNECTING, accepted ones PENDING (the host decides).
+/// Lifecycle: outgoing ones start CONNECTING; accepted ones PENDING until the host decides
+/// (ACCEPTED or REFUSED), then OPEN, and CLOSED at the end.
 pub(crate) const CONNECTING: u8 = 0;
 pub(crate) const PENDING: u8 = 1;
 const OPEN: u8 = 2;
 const CLOSED: u8 = 3;
+const ACCEPTED: u8 = 4;
+const REFUSED: u8 = 5;
 
 struct Outbox {
     buf: BytesMut,
@@ -200,6 +202,15 @@ impl Connection {
         CloseReason::from_u8(self.close.load(Ordering::Acquire))
     }
 
+    /// The host's answer to `new_connection` (given once, by the dispatcher).
+    pub(crate) fn decide(&self, accept: bool) {
+        let to = if accept { ACCEPTED } else { REFUSED };
+        let _ = self
+            .state
+            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire);
+        self.wake();
+    }
+
     /// Wakes the connection's task to look at its state again.
     pub(crate) fn wake(&self) {
         self.waker.wake();
@@ -228,7 +239,7 @@ impl Connection {
                     self.id
                 )))
             }
-            CLOSED => return Err(self.closed_error()),
+            CLOSED | REFUSED => return Err(self.closed_error()),
             _ if self.close_requested() => return Err(self.closed_error()),
             _ => {}
         }
@@ -409,8 +420,8 @@ enum Phase {
         attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
         dial: Box<(String, u16)>,
     },
-    /// Accepted: waiting for the host's `new_connection` answer.
-    Asking(oneshot::Receiver<bool>),
+    /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
+    Asking,
     Open(Pump),
     /// Writing out and closing after a close request.
     Closing(Pin<Box<dyn Future<Output = End> + Send>>),
@@ -418,16 +429,12 @@ enum Phase {
 }
 
 impl ConnTask {
-    /// An accepted connection (info and stream set); `answer` is the host's decision to come,
-    /// or None when the host accepts everything.
-    pub(crate) fn accepted(
-        guard: TaskGuard,
-        conn: Arc<Connection>,
-        answer: Option<oneshot::Receiver<bool>>,
-    ) -> Self {
-        let phase = match answer {
-            Some(answer) => Phase::Asking(answer),
-            None => Phase::Open(Pump::open(guard.shared(), &conn, false)),
+    /// An accepted connection (info and stream set); with `ask`, the host was asked about it
+    /// and the task waits for the answer, else it is accepted at once.
+    pub(crate) fn accepted(guard: TaskGuard, conn: Arc<Connection>, ask: bool) -> Self {
+        let phase = match ask {
+            true => Phase::Asking,
+            false => Phase::Open(Pump::open(guard.shared(), &conn, false)),
         };
         ConnTask { guard, conn, phase }
     }
@@ -480,15 +487,18 @@ impl Future for ConnTask {
                         }
                     }
                 }
-                Phase::Asking(answer) => match Pin::new(answer).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(true)) => Phase::Open(Pump::open(shared, conn, false)),
-                    // Refused (or not asked): closed at once with the last reference, no event.
-                    Poll::Ready(_) => {
-                        shared.registry.remove_connection(conn.id);
-                        Phase::Done
+                Phase::Asking => {
+                    conn.waker.register(cx.waker());
+                    match conn.state.load(Ordering::Acquire) {
+                        PENDING => return Poll::Pending,
+                        ACCEPTED => Phase::Open(Pump::open(shared, conn, false)),
+                        // Refused: closed at once with the last reference, no further event.
+                        _ => {
+                            shared.registry.remove_connection(conn.id);
+                            Phase::Done
+                        }
                     }
-                },
+                }
                 Phase::Open(pump) => match pump.poll(cx, shared, conn) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Stop::End(end)) => {

@@ -165,16 +165,14 @@ fn spawn_accepted(
     conn.set_info(ConnectionInfo::connected(id, server_id, peer, local_port));
     attach(&conn, stream);
     shared.registry.add_connection(conn.clone());
-    let answer = shared.host.wants_new_connection().then(|| {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        shared.queue.push(Event::NewConnection {
-            conn: conn.clone(),
-            reply,
-        });
-        answer
-    });
-    // The dispatcher always answers (false when it skips the question).
+    // The dispatcher always answers (refusing without asking when it must skip the question).
+    let ask = shared.host.wants_new_connection();
+    if ask {
+        shared
+            .queue
+            .push(Event::NewConnection { conn: conn.clone() });
+    }
     shared
         .drivers
-        .spawn(ConnTask::accepted(shared.task_guard(), conn, answer));
+        .spawn(ConnTask::accepted(shared.task_guard(), conn, ask));
 }

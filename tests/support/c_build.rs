@@ -33,3 +33,12 @@ pub fn build_c_examples(out: &Path) -> PathBuf {
     );
     out.to_path_buf()
 }
+
+/// A command for a built example that loads the library of this build: cargo puts
+/// `target/<profile>` first on LD_LIBRARY_PATH (which beats the examples' rpath), and a
+/// `libxtnet.so` left there by an earlier `cargo build` may be stale.
+pub fn example_command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("LD_LIBRARY_PATH", library_dir());
+    cmd
+}
