@@ -265,29 +265,34 @@ fn throughput(server: &Server, conns: usize, depth: u64, secs: f64, src: u8) -> 
 
 // ---------------------------------------------------------------- latency
 
-fn latency(server: &Server, rounds: usize, src: u8) -> (f64, f64) {
+/// One connection to `server` from 127.0.0.<src>, for ping-pong.
+fn ping_connection(server: &Server, src: u8) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&SocketAddr::new(source_ip(src), 0).into())
         .unwrap();
     sock.connect(&SocketAddr::from(([127, 0, 0, 1], server.port)).into())
         .unwrap();
-    let mut s: TcpStream = sock.into();
+    let s: TcpStream = sock.into();
     s.set_nodelay(true).unwrap();
-    let mut rtts = Vec::with_capacity(rounds);
+    s
+}
+
+/// `rounds` ping-pongs of one 64 B message; the round-trip times in microseconds.
+fn pings(s: &mut TcpStream, rounds: usize, rtts: &mut Vec<f64>) {
     let mut buf = [0u8; MSG_LEN];
-    for i in 0..rounds + 500 {
+    for i in 0..rounds {
         let m = message(0, i as u64);
         let t = Instant::now();
         s.write_all(&m).unwrap();
         s.read_exact(&mut buf).unwrap();
         let rtt = t.elapsed();
         assert_eq!(buf, m);
-        if i >= 500 {
-            rtts.push(rtt.as_secs_f64() * 1e6);
-        }
+        rtts.push(rtt.as_secs_f64() * 1e6);
     }
-    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (rtts[rtts.len() / 2], rtts[rtts.len() * 99 / 100])
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
 // ---------------------------------------------------------------- many connections
@@ -394,11 +399,8 @@ fn main() {
         .map(|v| v.split(',').map(str::to_owned).collect());
     let run = |what: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == what));
     raise_fd_limit();
-    let (secs, rounds, lat_rounds) = if quick {
-        (2.0, 1, 5_000)
-    } else {
-        (5.0, 3, 20_000)
-    };
+    // Throughput: rounds of `secs` per server, interleaved; latency: blocks of 1000 pings.
+    let (secs, rounds, lat_blocks) = if quick { (1.0, 3, 10) } else { (2.0, 7, 40) };
 
     let tokio_srv = tokio_server();
     let xt = xtnet_server("thread");
@@ -455,17 +457,34 @@ fn main() {
     }
 
     if run("latency") {
-        let mut lat: Vec<(Vec<f64>, Vec<f64>)> =
-            servers.iter().map(|_| (Vec::new(), Vec::new())).collect();
-        for r in 0..rounds {
-            for (i, s) in servers.iter().enumerate() {
-                let (p50, p99) = latency(s, lat_rounds, 40 + (r * 3 + i) as u8);
-                lat[i].0.push(p50);
-                lat[i].1.push(p99);
+        // Short blocks of pings, servers interleaved, so the machine's drifting load hits all
+        // of them alike; percentiles over every sample.
+        let mut conns: Vec<TcpStream> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ping_connection(s, 40 + i as u8))
+            .collect();
+        let mut samples: Vec<Vec<f64>> = servers.iter().map(|_| Vec::new()).collect();
+        for (c, v) in conns.iter_mut().zip(samples.iter_mut()) {
+            pings(c, 500, &mut Vec::new()); // warm-up
+            v.clear();
+        }
+        for _ in 0..lat_blocks {
+            for (c, v) in conns.iter_mut().zip(samples.iter_mut()) {
+                pings(c, 1000, v);
             }
         }
-        let p50: Vec<f64> = lat.iter().map(|l| median(l.0.clone())).collect();
-        let p99: Vec<f64> = lat.iter().map(|l| median(l.1.clone())).collect();
+        let pct = |p: f64| -> Vec<f64> {
+            samples
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                    percentile(&v, p)
+                })
+                .collect()
+        };
+        let (p50, p99) = (pct(0.50), pct(0.99));
         println!(
             "| 1 conn, 1 in flight: RTT p50 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
             p50[0],

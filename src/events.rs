@@ -57,9 +57,10 @@ pub(crate) enum Event {
     Connected {
         conn: Arc<Connection>,
     },
+    /// Every message one read produced, in order (one event, so one hand-off, per read).
     Data {
         conn: Arc<Connection>,
-        data: Bytes,
+        messages: Vec<Bytes>,
     },
     SocketError {
         conn: Arc<Connection>,
@@ -90,7 +91,8 @@ impl Event {
         }
     }
 
-    fn dispatch(self, host: &dyn Host, closing: bool, credits: &mut Credits) {
+    /// Runs the callbacks of this event; returns how many ran (or were answered for the host).
+    fn dispatch(self, host: &dyn Host, closing: bool, credits: &mut Credits) -> usize {
         match self {
             Event::NewConnection { conn } => {
                 // A connection whose listener was stopped (or whose context is going away)
@@ -101,9 +103,14 @@ impl Event {
                 conn.decide(accept);
             }
             Event::Connected { conn } => host.connected(conn.id, conn.info()),
-            Event::Data { conn, data } => {
-                host.data_available(conn.id, &data, conn.info());
-                credits.add(&conn, data.len());
+            Event::Data { conn, messages } => {
+                let mut bytes = 0;
+                for data in &messages {
+                    host.data_available(conn.id, data, conn.info());
+                    bytes += data.len();
+                }
+                credits.add(&conn, bytes, messages.len());
+                return messages.len();
             }
             Event::SocketError {
                 conn,
@@ -112,6 +119,7 @@ impl Event {
             } => host.socket_error(conn.id, conn.info(), code, &message),
             Event::Log { level, message } => host.log(level, &message),
         }
+        1
     }
 }
 
@@ -125,13 +133,13 @@ struct Credits<'a> {
 }
 
 impl Credits<'_> {
-    fn add(&mut self, conn: &Arc<Connection>, bytes: usize) {
+    fn add(&mut self, conn: &Arc<Connection>, bytes: usize, messages: usize) {
         if !self.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             self.apply();
             self.conn = Some(conn.clone());
         }
         self.bytes += bytes;
-        self.events += 1;
+        self.events += messages;
     }
 
     fn apply(&mut self) {
@@ -215,10 +223,10 @@ pub(crate) fn run_batch(
         CURRENT.with(|c| *c.borrow_mut() = conn);
         // A panic here is a bug in xtnet (host callbacks are C and cannot unwind): contain it
         // to this one event so the others are still delivered.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
+        handled += catch_unwind(AssertUnwindSafe(|| {
             event.dispatch(host, closing, &mut credits)
-        }));
-        handled += 1;
+        }))
+        .unwrap_or(1);
         if DIRTY.with(|d| d.borrow().len()) >= FLUSH_EVERY {
             flush_dirty();
         }
@@ -275,15 +283,8 @@ impl EventQueue {
     }
 
     pub(crate) fn push(&self, event: Event) {
-        self.push_all(std::iter::once(event));
-    }
-
-    pub(crate) fn push_all(&self, events: impl IntoIterator<Item = Event>) {
         let mut st = self.state.lock();
-        st.events.extend(events);
-        if st.events.is_empty() {
-            return;
-        }
+        st.events.push_back(event);
         self.nonempty.store(true, Ordering::Release);
         if st.sleepers > 0 {
             self.ready.notify_one();

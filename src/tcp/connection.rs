@@ -736,12 +736,10 @@ fn deliver(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
     let cost: usize = messages.iter().map(|m| m.len() + EVENT_COST).sum();
     conn.pending.fetch_add(cost, Ordering::SeqCst);
     shared.backlog.add(cost);
-    shared
-        .queue
-        .push_all(messages.into_iter().map(|data| Event::Data {
-            conn: conn.clone(),
-            data,
-        }));
+    shared.queue.push(Event::Data {
+        conn: conn.clone(),
+        messages,
+    });
 }
 
 async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
