@@ -390,6 +390,32 @@ fn main() {
     if args.iter().any(|a| a == "--baseline-server") {
         return baseline_server();
     }
+    // `--load PORT SECS`: only drive an already running server (e.g. under a profiler).
+    if let Some(i) = args.iter().position(|a| a == "--load") {
+        let port: u16 = args[i + 1].parse().expect("--load PORT SECS");
+        let secs: f64 = args[i + 2].parse().expect("--load PORT SECS");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let tasks: Vec<_> = (0..50)
+            .map(|c| rt.spawn(pipeline(addr, source_ip(9), c, 16, stop.clone())))
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        stop.store(true, Ordering::Relaxed);
+        let total: u64 = rt.block_on(async {
+            let mut t = 0;
+            for task in tasks {
+                t += task.await.unwrap();
+            }
+            t
+        });
+        println!("{:.0} msgs/s", total as f64 / start.elapsed().as_secs_f64());
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only tput,latency,memory,held` runs a subset (all by default).
     let only: Option<Vec<String>> = args

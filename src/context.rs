@@ -165,7 +165,11 @@ pub struct Context {
 impl Context {
     /// A context whose events go to `host`, dispatched as `dispatch` says.
     pub fn new(host: Arc<dyn Host>, dispatch: Dispatch) -> Result<Context, Error> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        // Network threads: one core is left to the dispatch thread, which is busy by design
+        // (it runs every callback); measured best on 2 cores (see BENCHMARKS.md).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .clamp(1, 4);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("xtnet-io")

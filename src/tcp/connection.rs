@@ -39,6 +39,8 @@ const READ_BUDGET: usize = 256 << 10;
 /// Undelivered bytes of one connection above which reading pauses, and below which it resumes.
 const FLOW_HIGH: usize = 256 << 10;
 const FLOW_LOW: usize = 64 << 10;
+/// First allocation of a write queue (it is freed again once written out).
+const OUTBOX_START: usize = 4096;
 /// What a queued event costs on top of its bytes (so floods of empty messages count too).
 const EVENT_COST: usize = 64;
 /// How long `xt_disconnect` waits for queued data to drain into a peer that does not read.
@@ -281,6 +283,10 @@ impl Connection {
                 }
             }
         }
+        if out.buf.capacity() == 0 {
+            // Replies usually come in a few pieces (message, boundary): one allocation for all.
+            out.buf.reserve(data.len().max(OUTBOX_START));
+        }
         out.buf.extend_from_slice(data);
         drop(out);
         if deferred {
@@ -332,10 +338,11 @@ impl Connection {
         Flush::Done
     }
 
-    /// End of a dispatch batch: write what its callbacks queued; the task takes over on a block.
-    pub(crate) fn flush_from_dispatcher(&self) {
+    /// End of a dispatch batch: write what its callbacks queued (`here`, on this thread), or
+    /// have the connection's task write it; the task also takes over when the socket is full.
+    pub(crate) fn flush_from_dispatcher(&self, here: bool) {
         self.dirty.store(false, Ordering::Release);
-        if !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
+        if here && !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
             return;
         }
         self.wake();
