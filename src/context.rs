@@ -238,9 +238,14 @@ impl Context {
 
     /// Stops a TCP listener: its socket is closed when this returns; its connections end (102).
     pub fn stop_tcp_listener(&self, server_id: u32) -> Result<(), Error> {
+        let port = self.shared.registry.listener_port(server_id)?;
         self.shared
             .registry
             .stop_listener(server_id, ListenerKind::Tcp)?;
+        self.shared.log(
+            LogLevel::Info,
+            &format!("TCP listener {server_id} on port {port} stopped"),
+        );
         for conn in self.shared.registry.connections(Some(server_id)) {
             conn.request_close(CloseReason::ListenerStopped);
         }

@@ -259,3 +259,49 @@ fn poll_host_relays_between_clients_and_stdin() {
         }
     }
 }
+
+#[test]
+fn the_readme_c_example_compiles_and_echoes() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let code = readme
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("README has a ```c block");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(dir.join("readme_host.c"), code).unwrap();
+    let lib = c_build::library_dir();
+    let status = std::process::Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+        .arg(dir.join("readme_host.c"))
+        .arg(format!("-I{}/include", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!("-L{}", lib.display()))
+        .args(["-lxtnet", "-o"])
+        .arg(dir.join("readme_host"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the README's C example must compile with -Werror");
+    // It listens on the fixed port 9000: run it only if that port is free here.
+    if std::net::TcpListener::bind("0.0.0.0:9000").is_err() {
+        eprintln!("NOTE: port 9000 is busy; the README example was compiled but not run");
+        return;
+    }
+    let mut host = c_build::example_command(&dir.join("readme_host"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        match TcpStream::connect(("127.0.0.1", 9000)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("README host did not listen: {e}"),
+        }
+    };
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"hi\r\n").unwrap();
+    c.write_all(b"two\r\nthree\r\n").unwrap();
+    assert_eq!(read_exactly(&mut c, 16), b"hi\r\ntwo\r\nthree\r\n");
+    let _ = host.kill();
+    let _ = host.wait();
+}

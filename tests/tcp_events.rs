@@ -243,3 +243,29 @@ fn connections_pending_when_the_listener_stops_are_dropped_silently() {
         ctx.events()
     );
 }
+
+#[test]
+fn listeners_starting_and_stopping_are_logged() {
+    let ctx = Ctx::thread();
+    let (server, port) = ctx.listen(b"\r\n");
+    assert!(unsafe { xt_stop_tcp_listener(ctx.ptr, server) });
+    let evs = ctx.wait_until("two log lines", Duration::from_secs(5), |evs| {
+        evs.iter().filter(|e| matches!(e, Ev::Log(..))).count() >= 2
+    });
+    let logs: Vec<(i32, String)> = evs
+        .into_iter()
+        .filter_map(|e| {
+            if let Ev::Log(l, m) = e {
+                Some((l, m))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(logs[0].0, XT_LOG_INFO);
+    assert!(
+        logs[0].1.contains(&format!("listening on port {port}")),
+        "{logs:?}"
+    );
+    assert!(logs[1].1.contains("stopped"), "{logs:?}");
+}

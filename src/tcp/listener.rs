@@ -109,6 +109,13 @@ pub(crate) fn start_listener(
     shared
         .registry
         .add_listener(id, ListenerKind::Tcp, local_port, stop);
+    shared.log(
+        LogLevel::Info,
+        &format!(
+            "TCP listener {id} listening on port {local_port} (boundary of {} bytes)",
+            boundary.len()
+        ),
+    );
     if shared.is_closing() {
         let _ = shared.registry.stop_listener(id, ListenerKind::Tcp);
         return Err(Error::invalid_state("the context is being freed"));
