@@ -262,7 +262,8 @@ fn poll_host_relays_between_clients_and_stdin() {
 
 #[test]
 fn the_readme_c_example_compiles_and_echoes() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let code = readme
         .split("```c\n")
         .nth(1)
@@ -280,7 +281,10 @@ fn the_readme_c_example_compiles_and_echoes() {
         .arg(dir.join("readme_host"))
         .status()
         .unwrap();
-    assert!(status.success(), "the README's C example must compile with -Werror");
+    assert!(
+        status.success(),
+        "the README's C example must compile with -Werror"
+    );
     // It listens on the fixed port 9000: run it only if that port is free here.
     if std::net::TcpListener::bind("0.0.0.0:9000").is_err() {
         eprintln!("NOTE: port 9000 is busy; the README example was compiled but not run");
