@@ -395,3 +395,35 @@ fn version_and_error_texts() {
     let refused = unsafe { std::ffi::CStr::from_ptr(xt_error_text(libc::ECONNREFUSED)) };
     assert_eq!(refused.to_str().unwrap(), "Connection refused");
 }
+
+#[test]
+fn a_second_thread_polling_at_the_same_time_is_refused() {
+    let ctx = Ctx::new(XtDispatch::XT_DISPATCH_POLL);
+    let outcome = Arc::new(AtomicUsize::new(0));
+    let o2 = outcome.clone();
+    ctx.on_new(move |r, _, _| {
+        // This callback runs inside xt_poll on the test thread; poll from another thread now.
+        let ptr = r.ctx() as usize;
+        let (n, code) = std::thread::spawn(move || {
+            let n = unsafe { xt_poll(ptr as *mut XtContext, 0) };
+            (n, xt_last_error())
+        })
+        .join()
+        .unwrap();
+        o2.store(
+            if n == -1 && code == XT_ERR_INVALID_STATE {
+                1
+            } else {
+                2
+            },
+            Ordering::SeqCst,
+        );
+        true
+    });
+    let (_, port) = ctx.listen(b"\n");
+    let _c = client(port);
+    ctx.wait_new(0);
+    assert_eq!(outcome.load(Ordering::SeqCst), 1);
+    // Once the first poll returned, polling works again.
+    assert!(unsafe { xt_poll(ctx.ptr, 0) } >= 0);
+}

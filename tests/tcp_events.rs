@@ -269,3 +269,41 @@ fn listeners_starting_and_stopping_are_logged() {
     );
     assert!(logs[1].1.contains("stopped"), "{logs:?}");
 }
+
+#[test]
+fn a_greeting_sent_from_new_connection_arrives_once_accepted() {
+    let ctx = Ctx::thread();
+    ctx.on_new(|r, id, _| {
+        assert_eq!(r.send(id, b"welcome\n"), XT_OK);
+        true
+    });
+    let (_, port) = ctx.listen(b"\n");
+    let mut c = client(port);
+    assert_eq!(read_n(&mut c, 8), b"welcome\n");
+}
+
+#[test]
+fn a_greeting_to_a_refused_connection_is_never_sent() {
+    let ctx = Ctx::thread();
+    ctx.on_new(|r, id, _| {
+        assert_eq!(r.send(id, b"you will not see this\n"), XT_OK);
+        false
+    });
+    let (_, port) = ctx.listen(b"\n");
+    let mut c = client(port);
+    assert!(read_to_end(&mut c).is_empty());
+}
+
+#[test]
+fn a_peer_that_half_closes_still_gets_its_replies() {
+    // Like `printf 'a\nb\n' | nc -N host port`: the peer sends, shuts its side, then reads.
+    let ctx = Ctx::thread();
+    echo_with(&ctx, b"\n");
+    let (_, port) = ctx.listen(b"\n");
+    let mut c = client(port);
+    c.write_all(b"a\nb\nlast").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut c), b"a\nb\nlast\n");
+    let (id, _) = ctx.wait_new(0);
+    assert_eq!(ctx.wait_closed(id).error_number, XT_ERR_LOST_CONNECTION);
+}
