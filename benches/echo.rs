@@ -380,6 +380,18 @@ fn raise_fd_limit() {
     }
 }
 
+/// One table row: the three servers' values and the xtnet / tokio ratio.
+fn row(label: &str, v: &[f64], decimals: usize) {
+    println!(
+        "| {label} | {:.d$} | {:.d$} | {:.d$} | {:.2} |",
+        v[0],
+        v[1],
+        v[2],
+        v[1] / v[0],
+        d = decimals
+    );
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -466,20 +478,8 @@ fn main() {
             .iter()
             .map(|v| median(v.iter().map(|t| t.cpu_us_per_msg).collect()))
             .collect();
-        println!(
-            "| 50 conns x 16 in flight x 64 B: msgs/s | {:.0} | {:.0} | {:.0} | {:.2} |",
-            mps[0],
-            mps[1],
-            mps[2],
-            mps[1] / mps[0]
-        );
-        println!(
-            "| server CPU per message (us) | {:.2} | {:.2} | {:.2} | {:.2} |",
-            cpu[0],
-            cpu[1],
-            cpu[2],
-            cpu[1] / cpu[0]
-        );
+        row("50 conns x 16 in flight x 64 B: msgs/s", &mps, 0);
+        row("server CPU per message (us)", &cpu, 2);
     }
 
     if run("latency") {
@@ -511,20 +511,8 @@ fn main() {
                 .collect()
         };
         let (p50, p99) = (pct(0.50), pct(0.99));
-        println!(
-            "| 1 conn, 1 in flight: RTT p50 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
-            p50[0],
-            p50[1],
-            p50[2],
-            p50[1] / p50[0]
-        );
-        println!(
-            "| 1 conn, 1 in flight: RTT p99 (us) | {:.1} | {:.1} | {:.1} | {:.2} |",
-            p99[0],
-            p99[1],
-            p99[2],
-            p99[1] / p99[0]
-        );
+        row("1 conn, 1 in flight: RTT p50 (us)", &p50, 1);
+        row("1 conn, 1 in flight: RTT p99 (us)", &p99, 1);
     }
 
     if run("memory") {
@@ -534,20 +522,14 @@ fn main() {
             .enumerate()
             .map(|(i, s)| memory(s, idle_n, 60 + 3 * i as u8))
             .collect();
-        println!(
-            "| RSS per idle connection, {idle_n} conns (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
-            mem[0].idle_per_conn,
-            mem[1].idle_per_conn,
-            mem[2].idle_per_conn,
-            mem[1].idle_per_conn / mem[0].idle_per_conn
+        let idle: Vec<f64> = mem.iter().map(|m| m.idle_per_conn).collect();
+        let echoed: Vec<f64> = mem.iter().map(|m| m.echoed_per_conn).collect();
+        row(
+            &format!("RSS per idle connection, {idle_n} conns (bytes)"),
+            &idle,
+            0,
         );
-        println!(
-            "| RSS per connection after one echo each (bytes) | {:.0} | {:.0} | {:.0} | {:.2} |",
-            mem[0].echoed_per_conn,
-            mem[1].echoed_per_conn,
-            mem[2].echoed_per_conn,
-            mem[1].echoed_per_conn / mem[0].echoed_per_conn
-        );
+        row("RSS per connection after one echo each (bytes)", &echoed, 0);
     }
 
     if run("held") {
@@ -556,9 +538,10 @@ fn main() {
             .enumerate()
             .map(|(i, s)| held_open(s, 10_000, 80 + 6 * i as u8))
             .collect();
-        println!(
-            "| 10 000 connections open at once, one echo each: server RSS (MiB) | {:.0} | {:.0} | {:.0} | {:.2} |",
-            held[0], held[1], held[2], held[1] / held[0]
+        row(
+            "10 000 connections open at once, one echo each: server RSS (MiB)",
+            &held,
+            0,
         );
     }
 }

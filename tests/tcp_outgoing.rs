@@ -112,28 +112,24 @@ fn unresolvable_name_gives_103() {
     assert_eq!(ctx.events_of(id).len(), 1);
 }
 
-#[test]
-fn connect_timeout_gives_etimedout() {
-    // A listener that never accepts, with its backlog full: further SYNs go unanswered.
+/// A local listener that never accepts, with its backlog full: further SYNs go unanswered, so
+/// a connect to it hangs (without sending anything off this machine). Keep the value alive.
+fn unanswered_listener() -> ((socket2::Socket, Vec<std::net::TcpStream>), u16) {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    sock.bind(&addr.into()).unwrap();
     sock.listen(0).unwrap();
     let port = sock.local_addr().unwrap().as_socket().unwrap().port();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(
-            &([127, 0, 0, 1], port).into(),
-            Duration::from_millis(200),
-        ) {
-            fillers.push(s);
-        }
-    }
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let fillers = (0..4)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&to, Duration::from_millis(200)).ok())
+        .collect();
+    ((sock, fillers), port)
+}
+
+#[test]
+fn connect_timeout_gives_etimedout() {
+    let (_unanswered, port) = unanswered_listener();
     let ctx = Ctx::thread();
     ctx.set(XT_OPT_CONNECT_TIMEOUT_MS, 300);
     let start = Instant::now();
@@ -146,25 +142,7 @@ fn connect_timeout_gives_etimedout() {
 
 #[test]
 fn disconnect_while_connecting_ends_it_with_102() {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    sock.listen(0).unwrap();
-    let port = sock.local_addr().unwrap().as_socket().unwrap().port();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(
-            &([127, 0, 0, 1], port).into(),
-            Duration::from_millis(200),
-        ) {
-            fillers.push(s);
-        }
-    }
+    let (_unanswered, port) = unanswered_listener();
     let ctx = Ctx::thread();
     let id = ctx.connect("127.0.0.1", port, b"\n");
     std::thread::sleep(Duration::from_millis(100));
