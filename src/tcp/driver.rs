@@ -8,7 +8,7 @@
 //! Handing a connection to a shard allocates nothing either (the inbox vector is reused), so a
 //! burst of connections leaves no trail of freed blocks between the long-lived ones.
 
-use super::connection::ConnTask;
+use super::task::ConnTask;
 use atomic_waker::AtomicWaker;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;

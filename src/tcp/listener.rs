@@ -1,6 +1,7 @@
 //! TCP listeners: bind (dual stack unless a bind address is set), accept, ask the host.
 
-use super::connection::{attach, ConnTask, Connection, Settings, PENDING};
+use super::connection::{attach, Connection, Settings, PENDING};
+use super::task::ConnTask;
 use crate::context::Shared;
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};

@@ -4,6 +4,7 @@ mod connection;
 mod driver;
 mod listener;
 mod outgoing;
+mod task;
 
 pub(crate) use connection::{CloseReason, Connection};
 pub(crate) use driver::Drivers;

@@ -1,6 +1,7 @@
 //! Outgoing TCP connections: resolve, connect (bounded in time), then the shared connection.
 
-use super::connection::{ConnTask, Connected, Connection, Settings, CONNECTING};
+use super::connection::{Connection, Settings, CONNECTING};
+use super::task::{ConnTask, Connected};
 use crate::context::Shared;
 use crate::error::{self, Error};
 use std::net::{IpAddr, SocketAddr};

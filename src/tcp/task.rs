@@ -1,0 +1,480 @@
+//! The task of one TCP connection: from accept (or connect) through reading, framing and
+//! writing to its final event.
+//!
+//! Reading: the task reads into a per-thread scratch buffer and frames it; the messages of one
+//! read go to the host as one event. When the host falls behind (too many bytes of this
+//! connection, or of the whole context, not yet delivered) the task stops reading, so TCP
+//! pushes back on the peer.
+//!
+//! Memory: an idle connection holds no buffer, and its task is a small hand-written state
+//! machine (rare phases boxed) polled by a shard (`driver.rs`), not a tokio task of its own.
+
+use super::connection::{
+    attach, clock_ms, CloseReason, Connection, Flush, ACCEPTED, CLOSED, EVENT_COST, FLOW_HIGH,
+    FLOW_LOW, OPEN, PENDING,
+};
+use crate::context::{Shared, TaskGuard};
+use crate::error::{self, Error};
+use crate::events::Event;
+use crate::framing::Framer;
+use crate::info::ConnectionInfo;
+use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+/// Bytes read from a socket in one system call.
+const READ_CHUNK: usize = 64 << 10;
+/// Most bytes read in one go before the task lets others run.
+const READ_BUDGET: usize = 256 << 10;
+/// How long `xt_disconnect` waits for queued data to drain into a peer that does not read.
+const LINGER: Duration = Duration::from_secs(30);
+/// Most unread input discarded before closing (so close sends FIN, not RST, in common cases).
+const DRAIN_ON_CLOSE: usize = 1 << 20;
+
+thread_local! {
+    /// The read buffer of each runtime thread: connections hold no read buffer of their own.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// How a connection ended: the code and text of its final event.
+type End = (i32, String);
+
+fn lost(message: &str) -> End {
+    (error::LOST_CONNECTION, message.to_owned())
+}
+
+fn io_end(context: &str, e: &io::Error) -> End {
+    let e = Error::io(context, e);
+    (e.code, e.message)
+}
+
+/// What a successful connect gives: the stream, the peer's address and the local port.
+pub(crate) type Connected = (TcpStream, SocketAddr, u16);
+
+/// The task of one connection, from accept (or connect) to its final event.
+///
+/// Written as a plain state machine rather than an `async` block so that what an idle
+/// connection keeps alive is just this struct (one phase at a time; rare phases boxed).
+pub(crate) struct ConnTask {
+    guard: TaskGuard,
+    conn: Arc<Connection>,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Outgoing: resolving and connecting to `dial` (host text, port).
+    Connecting {
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        dial: Box<(String, u16)>,
+    },
+    /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
+    Asking,
+    Open(Pump),
+    /// Writing out and closing after a close request.
+    Closing(Pin<Box<dyn Future<Output = End> + Send>>),
+    Done,
+}
+
+impl ConnTask {
+    /// An accepted connection (info and stream set); with `ask`, the host was asked about it
+    /// and the task waits for the answer, else it is accepted at once.
+    pub(crate) fn accepted(guard: TaskGuard, conn: Arc<Connection>, ask: bool) -> Self {
+        let phase = match ask {
+            true => Phase::Asking,
+            false => Phase::Open(Pump::open(guard.shared(), &conn, false)),
+        };
+        ConnTask { guard, conn, phase }
+    }
+
+    /// An outgoing connection to `host`:`port`, being attempted by `attempt`.
+    pub(crate) fn outgoing(
+        guard: TaskGuard,
+        conn: Arc<Connection>,
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        host: String,
+        port: u16,
+    ) -> Self {
+        let dial = Box::new((host, port));
+        ConnTask {
+            guard,
+            conn,
+            phase: Phase::Connecting { attempt, dial },
+        }
+    }
+}
+
+impl Future for ConnTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = this.guard.shared();
+        let conn = &this.conn;
+        loop {
+            let next = match &mut this.phase {
+                Phase::Connecting { attempt, dial } => {
+                    conn.waker.register(cx.waker());
+                    let result = match conn.close_reason() {
+                        Some(reason) => Err(Error::new(error::LOST_CONNECTION, reason.message())),
+                        None => match attempt.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(result) => result,
+                        },
+                    };
+                    match result {
+                        Ok((stream, peer, local_port)) => {
+                            conn.set_info(ConnectionInfo::connected(conn.id, 0, peer, local_port));
+                            attach(conn, stream);
+                            Phase::Open(Pump::open(shared, conn, true))
+                        }
+                        Err(e) => {
+                            conn.set_info(ConnectionInfo::dialing(conn.id, &dial.0, dial.1));
+                            finish(shared, conn, (e.code, e.message));
+                            Phase::Done
+                        }
+                    }
+                }
+                Phase::Asking => {
+                    conn.waker.register(cx.waker());
+                    match conn.state.load(Ordering::Acquire) {
+                        PENDING => return Poll::Pending,
+                        ACCEPTED => Phase::Open(Pump::open(shared, conn, false)),
+                        // Refused: closed at once with the last reference, no further event.
+                        _ => {
+                            shared.registry.remove_connection(conn.id);
+                            Phase::Done
+                        }
+                    }
+                }
+                Phase::Open(pump) => match pump.poll(cx, shared, conn) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Stop::End(end)) => {
+                        finish(shared, conn, end);
+                        Phase::Done
+                    }
+                    Poll::Ready(Stop::Close(reason)) => {
+                        Phase::Closing(Box::pin(close_on_request(conn.clone(), reason)))
+                    }
+                },
+                Phase::Closing(closing) => match closing.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(end) => {
+                        finish(shared, conn, end);
+                        Phase::Done
+                    }
+                },
+                Phase::Done => return Poll::Ready(()),
+            };
+            this.phase = next;
+        }
+    }
+}
+
+/// The final event: the connection is closed and its id dead.
+pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: End) {
+    conn.state.store(CLOSED, Ordering::Release);
+    conn.out.lock().buf = BytesMut::new();
+    if let Some(stream) = conn.stream.get() {
+        // The descriptor itself closes when the last event holding the connection is gone.
+        let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+    }
+    shared.registry.remove_connection(conn.id);
+    shared.queue.push(Event::SocketError {
+        conn: conn.clone(),
+        code: end.0,
+        message: crate::info::c_text(&end.1),
+    });
+}
+
+/// Why the pump stopped.
+enum Stop {
+    End(End),
+    Close(CloseReason),
+}
+
+/// The state of an open connection's task between polls. Polled by hand (rather than through
+/// `select!` over several futures) so that an idle connection's task holds only this: the
+/// socket's own readiness slots and the connection's waker do the waiting.
+struct Pump {
+    framer: Framer,
+    eof: bool,
+    /// Only with an idle timeout: boxed, so it costs nothing otherwise.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    last_read: u64,
+}
+
+impl Pump {
+    /// The connection is open from now on (its stream is set).
+    fn open(shared: &Shared, conn: &Arc<Connection>, announce_connected: bool) -> Pump {
+        conn.state.store(OPEN, Ordering::Release);
+        if announce_connected {
+            shared.queue.push(Event::Connected { conn: conn.clone() });
+        }
+        Pump {
+            framer: Framer::new(
+                conn.settings.boundary.clone(),
+                conn.settings.max_message_len,
+            ),
+            eof: false,
+            idle_timer: conn
+                .settings
+                .idle_timeout
+                .map(|d| Box::pin(tokio::time::sleep(d))),
+            last_read: clock_ms(),
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Shared,
+        conn: &Arc<Connection>,
+    ) -> Poll<Stop> {
+        let stream = conn
+            .stream
+            .get()
+            .expect("an open connection has its stream");
+        conn.waker.register(cx.waker());
+        let mut read_this_poll = 0usize;
+        loop {
+            if let Some(reason) = conn.close_reason() {
+                return Poll::Ready(Stop::Close(reason));
+            }
+            if let Some(err) = conn.take_write_error() {
+                return Poll::Ready(Stop::End((err.code, err.message)));
+            }
+            let want_write = conn.has_output();
+            if want_write {
+                match stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if let Flush::Done = conn.flush() {
+                            continue;
+                        }
+                        continue; // blocked: readiness was cleared, poll again to wait; failed: taken above
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Stop::End(io_end("write failed", &e)))
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            let pending = conn.pending();
+            if self.eof && !want_write && pending == 0 {
+                return Poll::Ready(Stop::End(lost("the peer closed the connection")));
+            }
+            // Back-pressure: wait for the host when this connection has too much undelivered,
+            // and after end of stream until everything read has been delivered.
+            let flow_wait = pending > FLOW_HIGH || (self.eof && pending > 0);
+            if flow_wait {
+                conn.flow_waiting.store(true, Ordering::SeqCst);
+                let pending = conn.pending();
+                if pending <= FLOW_LOW && !(self.eof && pending > 0) {
+                    conn.flow_waiting.store(false, Ordering::SeqCst);
+                    continue;
+                }
+            } else {
+                conn.flow_waiting.store(false, Ordering::Relaxed);
+            }
+            let backlog_wait = !self.eof && !flow_wait && shared.backlog.over() && {
+                conn.park_on_backlog(&shared.backlog);
+                shared.backlog.over()
+            };
+            if !self.eof && !flow_wait && !backlog_wait {
+                if read_this_poll >= READ_BUDGET {
+                    // Let other connections run; come back at once.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match stream.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        match read(shared, conn, stream, &mut self.framer) {
+                            Ok((eof, n)) => {
+                                self.eof = eof;
+                                read_this_poll += n.max(1);
+                            }
+                            Err(end) => return Poll::Ready(Stop::End(end)),
+                        }
+                        self.last_read = clock_ms();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Stop::End(io_end("read failed", &e)))
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if let Some(timer) = self.idle_timer.as_mut() {
+                if timer.as_mut().poll(cx).is_ready() {
+                    let idle = conn.settings.idle_timeout.unwrap_or_default();
+                    let last = self
+                        .last_read
+                        .max(conn.last_write_ms.load(Ordering::Relaxed));
+                    let quiet = Duration::from_millis(clock_ms().saturating_sub(last));
+                    if quiet >= idle {
+                        let message =
+                            format!("idle timeout: no traffic for {} ms", idle.as_millis());
+                        return Poll::Ready(Stop::End((libc::ETIMEDOUT, message)));
+                    }
+                    timer.as_mut().reset(Instant::now() + (idle - quiet));
+                    continue;
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Reads what the socket has, frames it and queues the messages. Returns whether the stream
+/// ended and how many bytes were read.
+fn read(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    stream: &TcpStream,
+    framer: &mut Framer,
+) -> Result<(bool, usize), End> {
+    let mut messages = Vec::new();
+    let mut eof = false;
+    let mut failure: Option<End> = None;
+    let mut total = 0;
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        loop {
+            match stream.try_read(&mut scratch[..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    total += n;
+                    if let Err(too_long) = framer.push(&scratch[..n], &mut messages) {
+                        failure = Some(too_long_end(too_long.limit));
+                        break;
+                    }
+                    if n < scratch.len() || total >= READ_BUDGET {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    failure = Some(io_end("read failed", &e));
+                    break;
+                }
+            }
+        }
+    });
+    if eof && failure.is_none() {
+        match framer.finish() {
+            Ok(Some(rest)) => messages.push(rest),
+            Ok(None) => {}
+            Err(too_long) => failure = Some(too_long_end(too_long.limit)),
+        }
+    }
+    deliver(shared, conn, messages);
+    match failure {
+        Some(end) => Err(end),
+        None => Ok((eof, total)),
+    }
+}
+
+fn deliver(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
+    if messages.is_empty() {
+        return;
+    }
+    let cost: usize = messages.iter().map(|m| m.len() + EVENT_COST).sum();
+    conn.pending.fetch_add(cost, Ordering::SeqCst);
+    shared.backlog.add(cost);
+    shared.queue.push(Event::Data {
+        conn: conn.clone(),
+        messages,
+    });
+}
+
+async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
+    let stream = conn
+        .stream
+        .get()
+        .expect("an open connection has its stream");
+    if reason == CloseReason::Disconnect {
+        // Write out everything queued (bounded in time), then send FIN.
+        let deadline = Instant::now() + LINGER;
+        loop {
+            match conn.flush() {
+                Flush::Done => break,
+                Flush::Failed => {
+                    let e = conn
+                        .take_write_error()
+                        .unwrap_or_else(|| Error::new(error::LOST_CONNECTION, "write failed"));
+                    return (e.code, e.message);
+                }
+                Flush::Blocked => {
+                    if conn.close_reason() > Some(CloseReason::Disconnect) {
+                        break; // the listener or the context is going away: stop waiting
+                    }
+                    let woke = tokio::time::timeout_at(
+                        deadline,
+                        poll_fn(|cx| {
+                            conn.waker.register(cx.waker());
+                            if conn.close_reason() > Some(CloseReason::Disconnect) {
+                                return Poll::Ready(());
+                            }
+                            stream.poll_write_ready(cx).map(|_| ())
+                        }),
+                    )
+                    .await;
+                    if woke.is_err() {
+                        break; // linger time is over
+                    }
+                }
+            }
+        }
+    } else {
+        let _ = conn.flush(); // one attempt, never waits
+    }
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    discard_input(stream);
+    lost(reason.message())
+}
+
+fn too_long_end(limit: usize) -> End {
+    (
+        error::OUT_OF_MEMORY,
+        format!("a message was longer than the maximum of {limit} bytes"),
+    )
+}
+
+/// Reads and drops input already received, so closing does not answer it with a reset.
+fn discard_input(stream: &TcpStream) {
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    while total < DRAIN_ON_CLOSE {
+        match stream.try_read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs its task, its `Connection` and tokio's registration (see
+    /// BENCHMARKS.md for the measured RSS). Guard the two that are ours against growth.
+    #[test]
+    fn idle_connection_structures_stay_small() {
+        let task = std::mem::size_of::<ConnTask>();
+        let conn = std::mem::size_of::<Connection>();
+        eprintln!("ConnTask {task} bytes, Connection {conn} bytes");
+        assert!(task <= 96, "ConnTask grew to {task} bytes");
+        assert!(conn <= 256, "Connection grew to {conn} bytes");
+    }
+}
