@@ -256,10 +256,10 @@ impl Pump {
             if want_write {
                 match stream.poll_write_ready(cx) {
                     Poll::Ready(Ok(())) => {
-                        if let Flush::Done = conn.flush() {
-                            continue;
-                        }
-                        continue; // blocked: readiness was cleared, poll again to wait; failed: taken above
+                        // Done, or blocked (readiness cleared: the next poll waits), or failed
+                        // (the error is taken at the top): look again in every case.
+                        let _ = conn.flush();
+                        continue;
                     }
                     Poll::Ready(Err(e)) => {
                         return Poll::Ready(Stop::End(io_end("write failed", &e)))
