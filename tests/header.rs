@@ -28,3 +28,31 @@ fn committed_header_matches_generated() {
         );
     }
 }
+
+/// The header matches the pinned C contract of DESIGN.md: names, exact signatures, constants and
+/// field order (tests/c/contract.c fails to compile otherwise).
+#[test]
+fn header_matches_the_pinned_c_contract() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("contract.o");
+    let status = std::process::Command::new("cc")
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-Wno-unused-function",
+            "-c",
+        ])
+        .arg(root.join("tests/c/contract.c"))
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("cc runs");
+    assert!(
+        status.success(),
+        "include/xtnet.h does not match the C contract (see the compiler's message)"
+    );
+}

@@ -1,0 +1,98 @@
+/* Compile-time check of include/xtnet.h against the pinned C contract (DESIGN.md): every
+ * name, signature, constant and struct field order. Compiled by tests/header.rs with -Werror;
+ * a mismatch is a compile error. TCP and library parts only; UDP/HTTP come with their issues. */
+#include <stddef.h>
+#include "xtnet.h"
+
+/* ---- library and errors ---- */
+const char *(*const p_version)(void) = xt_version;
+int32_t (*const p_last_error)(void) = xt_last_error;
+const char *(*const p_last_error_message)(void) = xt_last_error_message;
+const char *(*const p_error_text)(int32_t) = xt_error_text;
+_Static_assert(XT_OK == 0, "XT_OK");
+_Static_assert(XT_ERR_LOST_CONNECTION == 102, "102");
+_Static_assert(XT_ERR_NAME_RESOLUTION == 103, "103");
+_Static_assert(XT_ERR_ADDRESS_IN_USE == 105, "105");
+_Static_assert(XT_ERR_INVALID_STATE == 106, "106");
+_Static_assert(XT_ERR_INVALID_PORT == 107, "107");
+_Static_assert(XT_ERR_OUT_OF_MEMORY == 108, "108");
+_Static_assert(XT_ERR_INVALID_ARGUMENT == 1001, "1001");
+_Static_assert(XT_ERR_PANIC == 1002, "1002");
+
+/* ---- context ---- */
+_Static_assert(offsetof(XtConnectionInfo, remote_address) < offsetof(XtConnectionInfo, remote_port), "order");
+_Static_assert(offsetof(XtConnectionInfo, remote_port) < offsetof(XtConnectionInfo, peer_port), "order");
+_Static_assert(offsetof(XtConnectionInfo, peer_port) < offsetof(XtConnectionInfo, name), "order");
+_Static_assert(offsetof(XtConnectionInfo, name) < offsetof(XtConnectionInfo, mac_address), "order");
+_Static_assert(offsetof(XtConnectionInfo, mac_address) < offsetof(XtConnectionInfo, unique_id), "order");
+_Static_assert(offsetof(XtConnectionInfo, unique_id) < offsetof(XtConnectionInfo, server_id), "order");
+_Static_assert(offsetof(XtConnectionInfo, server_id) < offsetof(XtConnectionInfo, error_number), "order");
+_Static_assert(offsetof(XtConnectionInfo, error_number) < offsetof(XtConnectionInfo, error_message), "order");
+static void field_types(const XtConnectionInfo *i, const XtDatagramInfo *d) {
+    const char *s;
+    uint16_t p;
+    uint32_t u;
+    int32_t e;
+    s = i->remote_address; p = i->remote_port; p = i->peer_port; s = i->name; s = i->mac_address;
+    s = i->unique_id; u = i->server_id; e = i->error_number; s = i->error_message;
+    s = d->remote_address; p = d->remote_port; p = d->local_port; s = d->name; s = d->mac_address;
+    (void)s; (void)p; (void)u; (void)e;
+}
+_Static_assert(XT_DISPATCH_THREAD == 0 && XT_DISPATCH_POLL == 1, "XtDispatch");
+
+static void table(const XtCallbacks *given) {
+    XtCallbacks cb = *given;
+    uint32_t size = cb.struct_size;
+    void *ud = cb.user_data;
+    void (*release)(void *) = cb.release;
+    bool (*new_connection)(void *, uint64_t, const XtConnectionInfo *) = cb.new_connection;
+    void (*connected)(void *, uint64_t, const XtConnectionInfo *) = cb.connected;
+    void (*data_available)(void *, const uint8_t *, size_t, uint64_t, const XtConnectionInfo *) = cb.data_available;
+    void (*socket_error)(void *, uint64_t, const XtConnectionInfo *) = cb.socket_error;
+    void (*received_datagram)(void *, uint32_t, const uint8_t *, size_t, const XtDatagramInfo *) = cb.received_datagram;
+    void (*page_request)(void *, uint32_t, const XtHttpRequest *, XtHttpResponse *) = cb.page_request;
+    void (*log)(void *, int32_t, const char *) = cb.log;
+    (void)size; (void)ud; (void)release; (void)new_connection; (void)connected; (void)data_available;
+    (void)socket_error; (void)received_datagram; (void)page_request; (void)log;
+}
+_Static_assert(offsetof(XtCallbacks, struct_size) == 0, "struct_size first");
+_Static_assert(offsetof(XtCallbacks, user_data) < offsetof(XtCallbacks, release), "order");
+_Static_assert(offsetof(XtCallbacks, release) < offsetof(XtCallbacks, new_connection), "order");
+_Static_assert(offsetof(XtCallbacks, new_connection) < offsetof(XtCallbacks, connected), "order");
+_Static_assert(offsetof(XtCallbacks, connected) < offsetof(XtCallbacks, data_available), "order");
+_Static_assert(offsetof(XtCallbacks, data_available) < offsetof(XtCallbacks, socket_error), "order");
+_Static_assert(offsetof(XtCallbacks, socket_error) < offsetof(XtCallbacks, received_datagram), "order");
+_Static_assert(offsetof(XtCallbacks, received_datagram) < offsetof(XtCallbacks, page_request), "order");
+_Static_assert(offsetof(XtCallbacks, page_request) < offsetof(XtCallbacks, log), "order");
+
+XtContext *(*const p_context_new)(const XtCallbacks *, uint32_t) = xt_context_new;
+void (*const p_context_free)(XtContext *) = xt_context_free;
+int32_t (*const p_poll)(XtContext *, int32_t) = xt_poll;
+int32_t (*const p_wakeup_fd)(const XtContext *) = xt_wakeup_fd;
+
+/* ---- options ---- */
+_Static_assert(XT_OPT_MAX_MESSAGE_LEN == 1 && XT_OPT_WRITE_QUEUE_LIMIT == 2, "opt");
+_Static_assert(XT_OPT_ALLOW_PRIVILEGED_PORTS == 3 && XT_OPT_LISTEN_BACKLOG == 4, "opt");
+_Static_assert(XT_OPT_IDLE_TIMEOUT_MS == 5 && XT_OPT_CONNECT_TIMEOUT_MS == 6, "opt");
+_Static_assert(XT_OPT_HTTP_MAX_HEADER_BYTES == 7 && XT_OPT_HTTP_MAX_BODY_BYTES == 8, "opt");
+_Static_assert(XT_OPT_HTTP_REQUEST_TIMEOUT_MS == 9 && XT_OPT_PEER_LOOKUP_MS == 10, "opt");
+int32_t (*const p_set_option)(XtContext *, uint32_t, int64_t) = xt_set_option;
+int64_t (*const p_get_option)(const XtContext *, uint32_t) = xt_get_option;
+int32_t (*const p_set_bind_address)(XtContext *, const char *) = xt_set_bind_address;
+
+/* ---- TCP ---- */
+uint32_t (*const p_start_tcp)(XtContext *, uint16_t, const uint8_t *, size_t) = xt_start_tcp_listener;
+bool (*const p_stop_tcp)(XtContext *, uint32_t) = xt_stop_tcp_listener;
+uint16_t (*const p_listener_port)(XtContext *, uint32_t) = xt_listener_port;
+uint64_t (*const p_open_tcp)(XtContext *, const char *, uint16_t, const uint8_t *, size_t) = xt_open_tcp_connection;
+int32_t (*const p_send_data)(XtContext *, uint64_t, const uint8_t *, size_t) = xt_send_data;
+int32_t (*const p_disconnect)(XtContext *, uint64_t) = xt_disconnect;
+
+int main(void) {
+    static const XtConnectionInfo info;
+    static const XtDatagramInfo datagram;
+    static const XtCallbacks callbacks;
+    field_types(&info, &datagram);
+    table(&callbacks);
+    return 0;
+}
