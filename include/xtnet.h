@@ -68,6 +68,22 @@
 #define XT_LOG_DEBUG 4
 
 /**
+ * Live connections of the context (accepted, awaiting `new_connection`, outgoing).
+ */
+#define XT_STAT_CONNECTIONS 1
+
+/**
+ * Listeners running in the context.
+ */
+#define XT_STAT_LISTENERS 2
+
+/**
+ * Bytes read from the network and not yet delivered to callbacks: what back-pressure bounds
+ * (reading pauses per connection, and for the whole context at 64 MiB).
+ */
+#define XT_STAT_BACKLOG_BYTES 3
+
+/**
  * Success.
  */
 #define XT_OK 0
@@ -380,6 +396,15 @@ int32_t xt_poll(struct XtContext *ctx, int32_t timeout_ms);
  * `ctx` is NULL or a live context.
  */
 int32_t xt_wakeup_fd(const struct XtContext *ctx);
+
+/**
+ * A counter of the context (`XT_STAT_*`), or -1 for an unknown counter or a NULL ctx (1001).
+ * Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int64_t xt_get_stat(const struct XtContext *ctx, uint32_t stat);
 
 /**
  * The library version, "MAJOR.MINOR.PATCH".

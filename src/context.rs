@@ -13,6 +13,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Counter numbers for [`Context::stat`], as the C surface names them (`XT_STAT_*`).
+pub mod stats {
+    /// Connections open now (accepted, pending a decision, outgoing, connecting).
+    pub const CONNECTIONS: u32 = 1;
+    /// Listeners running now.
+    pub const LISTENERS: u32 = 2;
+    /// Bytes read and not yet delivered to the host's callbacks (back-pressure at work).
+    pub const BACKLOG_BYTES: u32 = 3;
+}
+
 /// How callbacks are run (`XtDispatch`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dispatch {
@@ -60,7 +70,17 @@ impl Backlog {
     pub(crate) fn over(&self) -> bool {
         self.bytes.load(Ordering::SeqCst) > BACKLOG_HIGH
     }
+
+    /// Bytes read from the network and not yet delivered to the host (plus a small cost per
+    /// message).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::SeqCst)
+    }
 }
+
+/// The most undelivered bytes a context holds before every reader pauses (a connection's own
+/// limit is lower; this bounds the sum over many connections).
+pub const BACKLOG_LIMIT: usize = BACKLOG_HIGH;
 
 /// Live runtime tasks, so shutting down can wait until each has pushed its final event.
 #[derive(Default)]
@@ -314,6 +334,17 @@ impl Context {
     /// Poll mode: a descriptor readable exactly while callbacks wait.
     pub fn wakeup_fd(&self) -> Option<i32> {
         self.shared.queue.wake_fd()
+    }
+
+    /// A counter (`stats::*`): live connections, listeners, undelivered bytes.
+    pub fn stat(&self, stat: u32) -> Option<i64> {
+        let r = &self.shared.registry;
+        Some(match stat {
+            stats::CONNECTIONS => r.connection_count() as i64,
+            stats::LISTENERS => r.listener_count() as i64,
+            stats::BACKLOG_BYTES => self.shared.backlog.bytes() as i64,
+            _ => return None,
+        })
     }
 
     /// Whether this thread is running one of this context's callbacks now.

@@ -150,6 +150,14 @@ impl Registry {
             .ok_or_else(|| Error::invalid_state(format!("no open connection with id {id}")))
     }
 
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.read().len()
+    }
+
+    pub(crate) fn listener_count(&self) -> usize {
+        self.listeners.lock().len()
+    }
+
     /// Every live connection (accepted by `server_id` only, when given).
     pub(crate) fn connections(&self, server_id: Option<u32>) -> Vec<Arc<Connection>> {
         self.connections

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,6 +242,8 @@ fn slow_host_pauses_reading_and_no_message_is_lost() {
             Err(e) => panic!("write failed: {e}"),
         }
     }
+    // Let the host go before asserting (a stalled callback would keep the context alive).
+    gate.store(true, Ordering::SeqCst);
     assert!(
         stalled_for >= Duration::from_millis(500),
         "the peer was never pushed back"
@@ -250,9 +252,8 @@ fn slow_host_pauses_reading_and_no_message_is_lost() {
         written < 64 << 20,
         "{written} bytes accepted: reading did not pause"
     );
-    // Finish the current line, then let the host go.
+    // Finish the current line.
     c.set_nonblocking(false).unwrap();
-    gate.store(true, Ordering::SeqCst);
     if partial != 0 {
         c.write_all(&line[partial..]).unwrap();
         written += line.len() - partial;
@@ -289,4 +290,102 @@ fn idle_connections_time_out_and_active_ones_do_not() {
             .any(|e| matches!(e, Ev::Error(..))),
         "traffic keeps a connection alive"
     );
+}
+
+#[test]
+fn the_whole_context_stops_reading_at_its_backlog_limit_and_loses_nothing() {
+    // 320 connections x 320 KiB with the host stalled: each connection's own limit (256 KiB)
+    // would let more than 80 MiB pile up; the context's limit (64 MiB) stops it before.
+    const CONNS: usize = 320;
+    const LINE: usize = 1024;
+    const LINES: usize = 320;
+    let ctx = Ctx::thread();
+    ctx.rec.skip_data.store(true, Ordering::SeqCst);
+    let gate = Arc::new(AtomicBool::new(false));
+    let (g, lines, bad) = (
+        gate.clone(),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (l2, b2) = (lines.clone(), bad.clone());
+    ctx.on_data(move |_, _, data| {
+        while !g.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        l2.fetch_add(1, Ordering::SeqCst);
+        if data.len() != LINE - 1 || data.iter().any(|&b| b != b'q') {
+            b2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let (_, port) = ctx.listen(b"\n");
+    let mut clients: Vec<_> = (0..CONNS).map(|_| client(port)).collect();
+    ctx.wait_until(
+        "every connection accepted",
+        Duration::from_secs(20),
+        |evs| evs.iter().filter(|e| matches!(e, Ev::New(..))).count() == CONNS,
+    );
+    assert_eq!(
+        unsafe { xt_get_stat(ctx.ptr, XT_STAT_CONNECTIONS) },
+        CONNS as i64
+    );
+    assert_eq!(unsafe { xt_get_stat(ctx.ptr, XT_STAT_LISTENERS) }, 1);
+    let mut line = vec![b'q'; LINE - 1];
+    line.push(b'\n');
+    let data: Vec<u8> = line.repeat(LINES);
+    for c in &clients {
+        c.set_nonblocking(true).unwrap();
+    }
+    // Write round robin until nobody makes progress for a while.
+    let mut sent = vec![0usize; CONNS];
+    let mut idle_since = Instant::now();
+    let start = Instant::now();
+    while idle_since.elapsed() < Duration::from_millis(700)
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        let mut progress = false;
+        for (c, s) in clients.iter_mut().zip(sent.iter_mut()) {
+            if *s < data.len() {
+                if let Ok(n) = c.write(&data[*s..(*s + 65536).min(data.len())]) {
+                    *s += n;
+                    progress = true;
+                }
+            }
+        }
+        if progress {
+            idle_since = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let backlog = unsafe { xt_get_stat(ctx.ptr, XT_STAT_BACKLOG_BYTES) } as usize;
+    // Let the host go before asserting (a stalled callback would keep the context alive).
+    gate.store(true, Ordering::SeqCst);
+    let limit = xtnet::context::BACKLOG_LIMIT;
+    assert!(
+        backlog <= limit + (4 << 20),
+        "backlog {backlog} went past the context's limit {limit}"
+    );
+    assert!(
+        backlog >= limit - (8 << 20),
+        "backlog {backlog}: the limit was never reached"
+    );
+    // Per-connection limits alone (256 KiB each) would have let more than 80 MiB in.
+    assert!(
+        backlog < CONNS * (256 << 10),
+        "backlog {backlog}: the context's limit did not engage"
+    );
+    // Everything sent arrives, exactly once.
+    for (c, s) in clients.iter_mut().zip(sent.iter_mut()) {
+        c.set_nonblocking(false).unwrap();
+        c.write_all(&data[*s..]).unwrap();
+        *s = data.len();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines.load(Ordering::SeqCst) < CONNS * LINES && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lines.load(Ordering::SeqCst), CONNS * LINES);
+    assert_eq!(bad.load(Ordering::SeqCst), 0);
+    std::thread::sleep(Duration::from_millis(50)); // credits are returned when a batch ends
+    assert_eq!(unsafe { xt_get_stat(ctx.ptr, XT_STAT_BACKLOG_BYTES) }, 0);
 }

@@ -184,3 +184,41 @@ pub unsafe extern "C" fn xt_wakeup_fd(ctx: *const XtContext) -> i32 {
         value_or(result, -1)
     })
 }
+
+/// Live connections of the context (accepted, awaiting `new_connection`, outgoing).
+pub const XT_STAT_CONNECTIONS: u32 = 1;
+/// Listeners running in the context.
+pub const XT_STAT_LISTENERS: u32 = 2;
+/// Bytes read from the network and not yet delivered to callbacks: what back-pressure bounds
+/// (reading pauses per connection, and for the whole context at 64 MiB).
+pub const XT_STAT_BACKLOG_BYTES: u32 = 3;
+
+/// A counter of the context (`XT_STAT_*`), or -1 for an unknown counter or a NULL ctx (1001).
+/// Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_get_stat(ctx: *const XtContext, stat: u32) -> i64 {
+    ffi_body!(-1, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            c.stat(stat)
+                .ok_or_else(|| Error::invalid_argument(format!("unknown counter {stat}")))
+        });
+        value_or(result, -1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::stats;
+
+    #[test]
+    fn c_counter_numbers_are_the_core_numbers() {
+        assert_eq!(XT_STAT_CONNECTIONS, stats::CONNECTIONS);
+        assert_eq!(XT_STAT_LISTENERS, stats::LISTENERS);
+        assert_eq!(XT_STAT_BACKLOG_BYTES, stats::BACKLOG_BYTES);
+    }
+}
