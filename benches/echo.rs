@@ -234,14 +234,15 @@ struct Throughput {
     cpu_us_per_msg: f64,
 }
 
-fn throughput(server: &Server, conns: usize, depth: u64, secs: f64, src: u8) -> Throughput {
+/// Runs `conns` pipelined connections against `port` for `secs`; returns (messages echoed
+/// and verified, seconds taken).
+fn drive(port: u16, conns: usize, depth: u64, secs: f64, src: u8) -> (u64, f64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu0 = server.cpu_seconds();
     let start = Instant::now();
     let tasks: Vec<_> = (0..conns)
         .map(|c| rt.spawn(pipeline(addr, source_ip(src), c, depth, stop.clone())))
@@ -255,7 +256,12 @@ fn throughput(server: &Server, conns: usize, depth: u64, secs: f64, src: u8) -> 
         }
         t
     });
-    let elapsed = start.elapsed().as_secs_f64();
+    (total, start.elapsed().as_secs_f64())
+}
+
+fn throughput(server: &Server, conns: usize, depth: u64, secs: f64, src: u8) -> Throughput {
+    let cpu0 = server.cpu_seconds();
+    let (total, elapsed) = drive(server.port, conns, depth, secs, src);
     let cpu = server.cpu_seconds() - cpu0;
     Throughput {
         msgs_per_sec: total as f64 / elapsed,
@@ -406,26 +412,8 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--load") {
         let port: u16 = args[i + 1].parse().expect("--load PORT SECS");
         let secs: f64 = args[i + 2].parse().expect("--load PORT SECS");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let tasks: Vec<_> = (0..50)
-            .map(|c| rt.spawn(pipeline(addr, source_ip(9), c, 16, stop.clone())))
-            .collect();
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        stop.store(true, Ordering::Relaxed);
-        let total: u64 = rt.block_on(async {
-            let mut t = 0;
-            for task in tasks {
-                t += task.await.unwrap();
-            }
-            t
-        });
-        println!("{:.0} msgs/s", total as f64 / start.elapsed().as_secs_f64());
+        let (total, elapsed) = drive(port, 50, 16, secs, 9);
+        println!("{:.0} msgs/s", total as f64 / elapsed);
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
