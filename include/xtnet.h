@@ -48,6 +48,13 @@
 #include <stdint.h>
 
 /**
+ * Pass as `remote_address` of `xt_send_datagram` to broadcast: out of every up,
+ * broadcast-capable interface (XTension's xtBroadcastAddress).
+ */
+#define XT_BROADCAST_ADDRESS "255.255.255.255"
+
+
+/**
  * Error: something failed.
  */
 #define XT_LOG_ERROR 1
@@ -554,6 +561,147 @@ int32_t xt_send_data(struct XtContext *ctx, uint64_t connection_id, const uint8_
  * `ctx` is NULL or a live context.
  */
 int32_t xt_disconnect(struct XtContext *ctx, uint64_t connection_id);
+
+/**
+ * Starts a UDP listener on `port` (0: any free port; see `xt_listener_port`). Datagrams go to
+ * the `received_datagram` callback. Binds IPv4 and IPv6 (unless `xt_set_bind_address` picks
+ * one) with SO_REUSEADDR/SO_REUSEPORT, so discovery ports such as 1900 (SSDP) and 5353 (mDNS)
+ * can be shared with other programs and contexts: multicast and broadcast reach every sharer,
+ * a unicast datagram reaches one of them. A socket only receives groups it joined.
+ *
+ * Returns the listener id, or 0 with `xt_last_error` set: 107 for ports 1..1023 (unless
+ * allowed), 105 for a port taken by a socket that does not share, 1001 for NULL ctx, 106 while
+ * the context is being freed. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+uint32_t xt_start_udp_listener(struct XtContext *ctx, uint16_t port);
+
+/**
+ * Stops a UDP listener. When it returns its sockets are closed and none of its callbacks runs
+ * or will run (called from its own `received_datagram`, that callback finishes first).
+ *
+ * Returns false with `xt_last_error` set: 106 for an unknown, stopped or non-UDP id, 1001 for
+ * NULL ctx. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+bool xt_stop_udp_listener(struct XtContext *ctx, uint32_t server_id);
+
+/**
+ * Joins the multicast `group` ("239.255.255.250", "224.0.0.251", "ff02::fb"; copied) on every
+ * up, multicast-capable interface. Joining a group already joined is fine.
+ *
+ * Returns false with `xt_last_error` set: 1001 for NULL, unparsable or non-multicast text;
+ * 106 for an unknown, stopped or non-UDP id; ENODEV when no interface can carry multicast; the
+ * system's code when no join succeeded. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `group` is NULL or NUL-terminated.
+ */
+bool xt_join_multicast_group(struct XtContext *ctx, uint32_t server_id, const char *group);
+
+/**
+ * Leaves the multicast `group` on every interface it was joined on. After it returns no more
+ * datagrams sent to the group arrive (other groups and unicast still do).
+ *
+ * Returns false with `xt_last_error` set as for joining, and 106 for a group not joined.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `group` is NULL or NUL-terminated.
+ */
+bool xt_leave_multicast_group(struct XtContext *ctx, uint32_t server_id, const char *group);
+
+/**
+ * Joins `group` on one interface, named ("eth0", "en0") or by one of its addresses
+ * ("192.168.1.10"); NULL or "" means every up, multicast-capable interface. Errors as
+ * `xt_join_multicast_group`, plus 1001 for an interface that does not exist.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `group` and `interface` are NULL or NUL-terminated.
+ */
+bool xt_join_multicast_group_on(struct XtContext *ctx, uint32_t server_id, const char *group, const char *interface);
+
+/**
+ * Leaves `group` on one interface (as for `xt_join_multicast_group_on`), or on every interface
+ * it was joined on for NULL or "".
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `group` and `interface` are NULL or NUL-terminated.
+ */
+bool xt_leave_multicast_group_on(struct XtContext *ctx, uint32_t server_id, const char *group, const char *interface);
+
+/**
+ * Sends one datagram of `len` bytes (copied) from UDP listener `server_id` — from its port, as
+ * SSDP and mDNS peers expect replies — to `remote_address` and `remote_port`.
+ *
+ * `remote_address` is an IPv4 or IPv6 address ("fe80::1%eth0" for link-local), a subnet
+ * broadcast address, `XT_BROADCAST_ADDRESS` (out of every broadcast-capable interface) or a
+ * multicast group (out of every multicast-capable interface, or the one set with
+ * `xt_set_multicast_interface`). Host names are not resolved: sending never blocks.
+ *
+ * Outside a callback the datagram is sent before this returns, and a failure is returned.
+ * Unicast sent from inside a callback leaves when the current batch of callbacks ends (many
+ * per system call); a failure then cannot be returned and is reported through `log`.
+ *
+ * Returns `XT_OK` or a code: 1001 for NULL or unparsable text or NULL data with a length;
+ * 107 for port 0; EMSGSIZE for more than UDP allows (65507 bytes over IPv4, 65527 over IPv6);
+ * 106 for an unknown, stopped or non-UDP id; 108 when the socket's send buffer is full; the
+ * system's code (e.g. ENETUNREACH) otherwise. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `remote_address` is NULL or NUL-terminated; `data` is NULL
+ * or points to `len` bytes.
+ */
+int32_t xt_send_datagram(struct XtContext *ctx, uint32_t server_id, const char *remote_address, uint16_t remote_port, const uint8_t *data, size_t len);
+
+/**
+ * The interface UDP listener `server_id` sends multicast from, by name or address; NULL or ""
+ * for every up, multicast-capable interface (the default). The limited broadcast always goes
+ * out of every broadcast-capable interface.
+ *
+ * Returns `XT_OK`, 1001 for an unknown interface or bad text, 106 for a bad id.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `interface` is NULL or NUL-terminated.
+ */
+int32_t xt_set_multicast_interface(struct XtContext *ctx, uint32_t server_id, const char *interface);
+
+/**
+ * Time to live (IPv4) and hop limit (IPv6) of multicast sent from UDP listener `server_id`,
+ * 0..=255 (the system's default is 1: the local link only).
+ *
+ * Returns `XT_OK`, 1001 for a value past 255, 106 for a bad id.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int32_t xt_set_multicast_ttl(struct XtContext *ctx, uint32_t server_id, uint32_t ttl);
+
+/**
+ * Whether multicast sent from UDP listener `server_id` also reaches listeners on this host
+ * (default true).
+ *
+ * Returns `XT_OK` or 106 for a bad id.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int32_t xt_set_multicast_loop(struct XtContext *ctx, uint32_t server_id, bool enabled);
+
+/**
+ * How many datagrams UDP listener `server_id` has dropped since it started because the host's
+ * callbacks were behind (its own queue was full, or the system's receive buffer overflowed).
+ * Each drop is also reported through `log` (at most once a second per listener).
+ *
+ * Returns the count, or -1 with `xt_last_error` set (106 for a bad id, 1001 for NULL ctx).
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int64_t xt_udp_dropped(const struct XtContext *ctx, uint32_t server_id);
 
 #ifdef __cplusplus
 }  // extern "C"

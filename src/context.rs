@@ -6,6 +6,7 @@ use crate::events::{self, Event, EventQueue, Host, LogLevel};
 use crate::options::Options;
 use crate::registry::{ListenerKind, Registry};
 use crate::tcp::{self, CloseReason, Connection, Drivers};
+use crate::udp;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -272,6 +273,86 @@ impl Context {
         Ok(())
     }
 
+    /// Starts a UDP listener; returns its id.
+    pub fn start_udp_listener(&self, port: u16) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        udp::start_listener(&self.shared, port)
+    }
+
+    /// Stops a UDP listener: its sockets are closed and none of its callbacks runs when this
+    /// returns (a call from its own callback lets that callback finish).
+    pub fn stop_udp_listener(&self, server_id: u32) -> Result<(), Error> {
+        udp::stop_listener(&self.shared, server_id)
+    }
+
+    /// Sends a datagram from UDP listener `server_id` to `address` (text) and `port`.
+    pub fn send_datagram(
+        &self,
+        server_id: u32,
+        address: &str,
+        port: u16,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let listener = self.shared.registry.udp_listener(server_id)?;
+        listener.send(udp::Destination::parse(address, port)?, data)
+    }
+
+    /// Joins a multicast group on `interface` (name or address), or on every up,
+    /// multicast-capable interface.
+    pub fn join_multicast_group(
+        &self,
+        server_id: u32,
+        group: &str,
+        interface: Option<&str>,
+    ) -> Result<(), Error> {
+        let listener = self.shared.registry.udp_listener(server_id)?;
+        let group = udp::parse_group(group)?;
+        listener.join(group, interface.map(udp::interfaces::find).transpose()?)
+    }
+
+    /// Leaves a multicast group on `interface`, or on every interface it was joined on.
+    pub fn leave_multicast_group(
+        &self,
+        server_id: u32,
+        group: &str,
+        interface: Option<&str>,
+    ) -> Result<(), Error> {
+        let listener = self.shared.registry.udp_listener(server_id)?;
+        let group = udp::parse_group(group)?;
+        listener.leave(group, interface.map(udp::interfaces::find).transpose()?)
+    }
+
+    /// The interface a UDP listener sends multicast from (None: every suitable interface).
+    pub fn set_multicast_interface(
+        &self,
+        server_id: u32,
+        interface: Option<&str>,
+    ) -> Result<(), Error> {
+        let listener = self.shared.registry.udp_listener(server_id)?;
+        listener.set_multicast_interface(interface.map(udp::interfaces::find).transpose()?)
+    }
+
+    /// Multicast time to live (IPv4) and hop limit (IPv6) of a UDP listener.
+    pub fn set_multicast_ttl(&self, server_id: u32, ttl: u32) -> Result<(), Error> {
+        self.shared
+            .registry
+            .udp_listener(server_id)?
+            .set_multicast_ttl(ttl)
+    }
+
+    /// Whether multicast a UDP listener sends loops back to this host's listeners.
+    pub fn set_multicast_loop(&self, server_id: u32, on: bool) -> Result<(), Error> {
+        self.shared
+            .registry
+            .udp_listener(server_id)?
+            .set_multicast_loop(on)
+    }
+
+    /// Datagrams a UDP listener dropped because the host's callbacks were behind.
+    pub fn udp_dropped(&self, server_id: u32) -> Result<u64, Error> {
+        Ok(self.shared.registry.udp_listener(server_id)?.dropped())
+    }
+
     /// The bound port of any listener.
     pub fn listener_port(&self, server_id: u32) -> Result<u16, Error> {
         self.shared.registry.listener_port(server_id)
@@ -366,6 +447,9 @@ impl Context {
         };
         let shared = self.shared.clone();
         shared.closing.store(true, Ordering::SeqCst);
+        for udp in shared.registry.udp_listeners() {
+            udp.close();
+        }
         shared.registry.stop_all_listeners();
         for conn in shared.registry.connections(None) {
             conn.request_close(CloseReason::ContextFreed);

@@ -8,6 +8,7 @@
 use crate::context::Backlog;
 use crate::info::ConnectionInfo;
 use crate::tcp::Connection;
+use crate::udp::{Datagram, DatagramInfo, UdpListener};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::cell::{Cell, RefCell};
@@ -45,6 +46,8 @@ pub trait Host: Send + Sync {
     fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo) {}
     /// The final event of a connection: it is closed, with why.
     fn socket_error(&self, _id: u64, _info: &ConnectionInfo, _code: i32, _message: &CStr) {}
+    /// A datagram arrived on UDP listener `server_id`.
+    fn received_datagram(&self, _server_id: u32, _data: &[u8], _info: &DatagramInfo) {}
     /// A message from the library.
     fn log(&self, _level: LogLevel, _message: &CStr) {}
 }
@@ -67,6 +70,11 @@ pub(crate) enum Event {
         code: i32,
         message: CString,
     },
+    /// Every datagram one receive call gave.
+    Datagrams {
+        listener: Arc<UdpListener>,
+        datagrams: Vec<Datagram>,
+    },
     Log {
         level: LogLevel,
         message: CString,
@@ -87,7 +95,7 @@ impl Event {
             | Event::Connected { conn }
             | Event::Data { conn, .. }
             | Event::SocketError { conn, .. } => Some(conn),
-            Event::Log { .. } => None,
+            Event::Datagrams { .. } | Event::Log { .. } => None,
         }
     }
 
@@ -117,6 +125,10 @@ impl Event {
                 code,
                 message,
             } => host.socket_error(conn.id, conn.info(), code, &message),
+            Event::Datagrams {
+                listener,
+                datagrams,
+            } => return listener.deliver(host, datagrams),
             Event::Log { level, message } => host.log(level, &message),
         }
         1
@@ -156,8 +168,9 @@ thread_local! {
     static DISPATCHING: Cell<u64> = const { Cell::new(0) };
     /// The connection the running callback is about: sends to it skip the registry lookup.
     static CURRENT: RefCell<Option<Arc<Connection>>> = const { RefCell::new(None) };
-    /// Connections written to by callbacks of the current batch, flushed when it ends.
-    static DIRTY: RefCell<Vec<Arc<Connection>>> = const { RefCell::new(Vec::new()) };
+    /// Connections and listeners written to by callbacks of the current batch, flushed when it
+    /// ends.
+    static DIRTY: RefCell<Vec<Dirty>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The context whose callback is running on this thread, 0 if none.
@@ -180,18 +193,33 @@ pub(crate) fn with_current<R>(
     CURRENT.with(|c| c.borrow().as_ref().filter(|c| c.id == id).map(f))
 }
 
-/// Remembers a connection to flush when the current batch of callbacks ends.
-pub(crate) fn flush_after_batch(conn: Arc<Connection>) {
-    DIRTY.with(|d| d.borrow_mut().push(conn));
+/// Something callbacks wrote to, to flush when their batch ends.
+pub(crate) enum Dirty {
+    Tcp(Arc<Connection>),
+    Udp(Arc<UdpListener>),
 }
 
-fn flush_dirty() {
+/// Remembers a connection or listener to flush when the current batch of callbacks ends.
+pub(crate) fn flush_after_batch(dirty: Dirty) {
+    DIRTY.with(|d| d.borrow_mut().push(dirty));
+}
+
+/// Writes what callbacks queued; reports send failures (which the callbacks could not be told)
+/// through the host's log.
+fn flush_dirty(host: &dyn Host) {
     let mut dirty = DIRTY.with(|d| std::mem::take(&mut *d.borrow_mut()));
     // A reply or two: write them here, at once. Many: let the connections' own tasks write,
     // so the kernel's send work spreads over the network threads instead of this one.
     let here = dirty.len() <= WRITE_HERE_MAX;
-    for conn in dirty.drain(..) {
-        conn.flush_from_dispatcher(here);
+    for item in dirty.drain(..) {
+        match item {
+            Dirty::Tcp(conn) => conn.flush_from_dispatcher(here),
+            Dirty::Udp(listener) => {
+                if let Some(failure) = listener.flush_outbox() {
+                    host.log(LogLevel::Warning, &crate::info::c_text(&failure));
+                }
+            }
+        }
     }
     // Give the (empty) vector back to reuse its allocation.
     DIRTY.with(|d| {
@@ -234,12 +262,12 @@ pub(crate) fn run_batch(
         }))
         .unwrap_or(1);
         if DIRTY.with(|d| d.borrow().len()) >= FLUSH_EVERY {
-            flush_dirty();
+            flush_dirty(host);
         }
     }
     CURRENT.with(|c| c.borrow_mut().take());
     credits.apply();
-    flush_dirty();
+    flush_dirty(host);
     DISPATCHING.with(|d| d.set(outer));
     handled
 }

@@ -19,9 +19,13 @@ pub mod info;
 /// cbindgen:ignore
 pub mod options;
 /// cbindgen:ignore
+mod ports;
+/// cbindgen:ignore
 mod registry;
 /// cbindgen:ignore
 mod tcp;
+/// cbindgen:ignore
+pub mod udp;
 
 pub use context::{Context, Dispatch};
 pub use error::Error;

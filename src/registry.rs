@@ -5,6 +5,7 @@
 
 use crate::error::Error;
 use crate::tcp::Connection;
+use crate::udp::UdpListener;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +16,14 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListenerKind {
     Tcp,
+    Udp,
 }
 
 impl ListenerKind {
     fn name(self) -> &'static str {
         match self {
             ListenerKind::Tcp => "TCP listener",
+            ListenerKind::Udp => "UDP listener",
         }
     }
 }
@@ -64,6 +67,8 @@ pub(crate) struct Listener {
     pub kind: ListenerKind,
     pub port: u16,
     stop: ListenerStop,
+    /// A UDP listener's state, for sending and group membership by id.
+    udp: Option<Arc<UdpListener>>,
 }
 
 #[derive(Default)]
@@ -84,9 +89,52 @@ impl Registry {
     }
 
     pub(crate) fn add_listener(&self, id: u32, kind: ListenerKind, port: u16, stop: ListenerStop) {
+        let udp = None;
+        self.listeners.lock().insert(
+            id,
+            Listener {
+                kind,
+                port,
+                stop,
+                udp,
+            },
+        );
+    }
+
+    pub(crate) fn add_udp_listener(
+        &self,
+        id: u32,
+        port: u16,
+        stop: ListenerStop,
+        udp: Arc<UdpListener>,
+    ) {
+        self.listeners.lock().insert(
+            id,
+            Listener {
+                kind: ListenerKind::Udp,
+                port,
+                stop,
+                udp: Some(udp),
+            },
+        );
+    }
+
+    /// The UDP listener `id` (106 for an unknown, stopped or other-kind id).
+    pub(crate) fn udp_listener(&self, id: u32) -> Result<Arc<UdpListener>, Error> {
+        let listeners = self.listeners.lock();
+        let l = listeners.get(&id);
+        Self::check_kind(id, l, Some(ListenerKind::Udp))?;
+        Ok(l.and_then(|l| l.udp.clone())
+            .expect("a UDP listener entry holds its state"))
+    }
+
+    /// Every UDP listener (the context is going away).
+    pub(crate) fn udp_listeners(&self) -> Vec<Arc<UdpListener>> {
         self.listeners
             .lock()
-            .insert(id, Listener { kind, port, stop });
+            .values()
+            .filter_map(|l| l.udp.clone())
+            .collect()
     }
 
     fn check_kind(

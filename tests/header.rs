@@ -56,3 +56,16 @@ fn header_matches_the_pinned_c_contract() {
         "include/xtnet.h does not match the C contract (see the compiler's message)"
     );
 }
+
+/// String constants are written into the header by cbindgen.toml: they must equal the Rust ones.
+#[test]
+fn string_constants_match_the_rust_ones() {
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/xtnet.h"))
+            .unwrap();
+    let define = format!(
+        "#define XT_BROADCAST_ADDRESS \"{}\"",
+        xtnet::ffi::udp::XT_BROADCAST_ADDRESS
+    );
+    assert!(header.contains(&define), "include/xtnet.h lacks {define}");
+}

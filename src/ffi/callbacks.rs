@@ -12,6 +12,7 @@
 
 use crate::events::{Host, LogLevel};
 use crate::info::{decimal_c, ConnectionInfo};
+use crate::udp::DatagramInfo;
 use std::ffi::{c_char, c_void, CStr};
 
 /// Error: something failed.
@@ -264,6 +265,28 @@ impl Host for CHost {
                     self.table.user_data,
                     id,
                     &c_info(info, &mut [0; 21], code, message),
+                )
+            }
+        }
+    }
+
+    fn received_datagram(&self, server_id: u32, data: &[u8], info: &DatagramInfo) {
+        if let Some(f) = self.table.received_datagram {
+            let c = XtDatagramInfo {
+                remote_address: info.remote_address.as_ptr(),
+                remote_port: info.remote_port,
+                local_port: info.local_port,
+                name: info.name.as_ptr(),
+                mac_address: info.mac_address.as_ptr(),
+            };
+            // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
+            unsafe {
+                f(
+                    self.table.user_data,
+                    server_id,
+                    data.as_ptr(),
+                    data.len(),
+                    &c,
                 )
             }
         }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod library;
 pub mod options;
 pub mod tcp;
+pub mod udp;
 
 /// Runs an `extern "C"` body; a panic inside becomes `$default` with `XT_ERR_PANIC` recorded.
 /// A macro around the body (not the signature) so cbindgen sees plain functions.

@@ -274,7 +274,7 @@ impl Connection {
         drop(out);
         if deferred {
             if !self.dirty.swap(true, Ordering::AcqRel) {
-                events::flush_after_batch(self.clone());
+                events::flush_after_batch(events::Dirty::Tcp(self.clone()));
             }
         } else if was_empty {
             self.wake();

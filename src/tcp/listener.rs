@@ -3,47 +3,16 @@
 use super::connection::{attach, Connection, Settings, PENDING};
 use super::task::ConnTask;
 use crate::context::Shared;
-use crate::error::{self, Error};
+use crate::error::Error;
 use crate::events::{Event, LogLevel};
 use crate::info::ConnectionInfo;
+use crate::ports::{bind_error, check_port, listen_addresses};
 use crate::registry::{ListenerKind, ListenerStop, ListenerStopped};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-
-/// Checks a listening port against the privileged-port rule.
-pub(crate) fn check_port(port: u16, allow_privileged: bool) -> Result<(), Error> {
-    if (1..1024).contains(&port) && !allow_privileged {
-        return Err(Error::new(
-            error::INVALID_PORT,
-            format!(
-                "port {port} is privileged (below 1024); pick a higher port or allow privileged ports"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The addresses to bind: the bind address, or `[::]` dual stack falling back to `0.0.0.0`.
-pub(crate) fn listen_addresses(bind: Option<IpAddr>, port: u16) -> Vec<SocketAddr> {
-    match bind {
-        Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => vec![
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        ],
-    }
-}
-
-fn bind_error(addr: SocketAddr, e: &std::io::Error) -> Error {
-    let mut err = Error::io(&format!("cannot listen on {addr}"), e);
-    if e.raw_os_error() == Some(libc::EACCES) {
-        err.code = error::INVALID_PORT;
-    }
-    err
-}
 
 fn bind_tcp(bind: Option<IpAddr>, port: u16, backlog: i32) -> Result<std::net::TcpListener, Error> {
     let mut last = None;
@@ -65,9 +34,9 @@ fn bind_tcp(bind: Option<IpAddr>, port: u16, backlog: i32) -> Result<std::net::T
             Ok(l) => return Ok(l),
             // No IPv6 on this machine: fall back to IPv4 only.
             Err(e) if bind.is_none() && addr.is_ipv6() && is_no_ipv6(&e) => {
-                last = Some(bind_error(addr, &e))
+                last = Some(bind_error("TCP", addr, &e))
             }
-            Err(e) => return Err(bind_error(addr, &e)),
+            Err(e) => return Err(bind_error("TCP", addr, &e)),
         }
     }
     Err(last.unwrap_or_else(|| Error::invalid_argument("no address to listen on")))

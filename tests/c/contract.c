@@ -1,6 +1,6 @@
 /* Compile-time check of include/xtnet.h against the pinned C contract (DESIGN.md): every
  * name, signature, constant and struct field order. Compiled by tests/header.rs with -Werror;
- * a mismatch is a compile error. TCP and library parts only; UDP/HTTP come with their issues. */
+ * a mismatch is a compile error. TCP, UDP and library parts; HTTP comes with its issue. */
 #include <stddef.h>
 #include "xtnet.h"
 
@@ -88,7 +88,17 @@ uint64_t (*const p_open_tcp)(XtContext *, const char *, uint16_t, const uint8_t 
 int32_t (*const p_send_data)(XtContext *, uint64_t, const uint8_t *, size_t) = xt_send_data;
 int32_t (*const p_disconnect)(XtContext *, uint64_t) = xt_disconnect;
 
+/* ---- UDP ---- */
+static const char broadcast[] = XT_BROADCAST_ADDRESS;
+_Static_assert(sizeof broadcast == sizeof "255.255.255.255", "XT_BROADCAST_ADDRESS");
+uint32_t (*const p_start_udp)(XtContext *, uint16_t) = xt_start_udp_listener;
+bool (*const p_stop_udp)(XtContext *, uint32_t) = xt_stop_udp_listener;
+bool (*const p_join)(XtContext *, uint32_t, const char *) = xt_join_multicast_group;
+bool (*const p_leave)(XtContext *, uint32_t, const char *) = xt_leave_multicast_group;
+int32_t (*const p_send_datagram)(XtContext *, uint32_t, const char *, uint16_t, const uint8_t *, size_t) = xt_send_datagram;
+
 int main(void) {
+    (void)broadcast;
     static const XtConnectionInfo info;
     static const XtDatagramInfo datagram;
     static const XtCallbacks callbacks;

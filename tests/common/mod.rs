@@ -16,6 +16,7 @@ pub use xtnet::ffi::context::*;
 pub use xtnet::ffi::library::*;
 pub use xtnet::ffi::options::*;
 pub use xtnet::ffi::tcp::*;
+pub use xtnet::ffi::udp::*;
 
 /// `XtConnectionInfo` copied out of a callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +58,19 @@ impl Info {
     }
 }
 
+/// `XtDatagramInfo` copied out of a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DgInfo {
+    pub remote_address: String,
+    pub remote_port: u16,
+    pub local_port: u16,
+    pub name: String,
+    pub mac_address: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
+    Datagram(u32, Vec<u8>, DgInfo),
     New(u64, Info),
     Connected(u64, Info),
     Data(u64, Vec<u8>),
@@ -70,7 +82,7 @@ impl Ev {
     pub fn id(&self) -> Option<u64> {
         match self {
             Ev::New(id, _) | Ev::Connected(id, _) | Ev::Data(id, _) | Ev::Error(id, _) => Some(*id),
-            Ev::Log(..) => None,
+            Ev::Log(..) | Ev::Datagram(..) => None,
         }
     }
 }
@@ -78,6 +90,7 @@ impl Ev {
 type NewHook = Box<dyn Fn(&Recorder, u64, &Info) -> bool + Send>;
 type IdHook = Box<dyn Fn(&Recorder, u64, &Info) + Send>;
 type DataHook = Box<dyn Fn(&Recorder, u64, &[u8]) + Send>;
+type DatagramHook = Box<dyn Fn(&Recorder, u32, &[u8], &DgInfo) + Send>;
 
 /// The `user_data` of a test context.
 #[derive(Default)]
@@ -93,6 +106,7 @@ pub struct Recorder {
     pub on_connected: Mutex<Option<IdHook>>,
     pub on_data: Mutex<Option<DataHook>>,
     pub on_error: Mutex<Option<IdHook>>,
+    pub on_datagram: Mutex<Option<DatagramHook>>,
     /// Set to skip recording data events (for tests that move a lot of data).
     pub skip_data: AtomicBool,
 }
@@ -196,6 +210,38 @@ unsafe extern "C" fn cb_error(user_data: *mut c_void, id: u64, info: *const XtCo
     r.leave();
 }
 
+unsafe extern "C" fn cb_datagram(
+    user_data: *mut c_void,
+    server_id: u32,
+    data: *const u8,
+    len: usize,
+    info: *const XtDatagramInfo,
+) {
+    let r = rec(user_data);
+    r.enter();
+    assert!(!info.is_null());
+    let i = unsafe { &*info };
+    let info = DgInfo {
+        remote_address: text(i.remote_address),
+        remote_port: i.remote_port,
+        local_port: i.local_port,
+        name: text(i.name),
+        mac_address: text(i.mac_address),
+    };
+    let bytes = if len == 0 {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
+    };
+    if let Some(hook) = &*r.on_datagram.lock() {
+        hook(r, server_id, &bytes, &info);
+    }
+    if !r.skip_data.load(Ordering::Relaxed) {
+        r.push(Ev::Datagram(server_id, bytes, info));
+    }
+    r.leave();
+}
+
 unsafe extern "C" fn cb_log(user_data: *mut c_void, level: i32, message: *const c_char) {
     let r = rec(user_data);
     r.push(Ev::Log(level, text(message)));
@@ -219,7 +265,7 @@ pub fn table(rec: &Arc<Recorder>) -> XtCallbacks {
         connected: Some(cb_connected),
         data_available: Some(cb_data),
         socket_error: Some(cb_error),
-        received_datagram: None,
+        received_datagram: Some(cb_datagram),
         page_request: None,
         log: Some(cb_log),
     }
@@ -369,6 +415,52 @@ impl Ctx {
     pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + 'static) {
         *self.rec.on_data.lock() = Some(Box::new(f));
     }
+    pub fn on_datagram(&self, f: impl Fn(&Recorder, u32, &[u8], &DgInfo) + Send + 'static) {
+        *self.rec.on_datagram.lock() = Some(Box::new(f));
+    }
+
+    /// A UDP listener on `port` (0: any); returns (id, port).
+    pub fn udp(&self, port: u16) -> (u32, u16) {
+        let id = unsafe { xt_start_udp_listener(self.ptr, port) };
+        assert_ne!(id, 0, "UDP listener failed: {}", last_error_text());
+        let port = unsafe { xt_listener_port(self.ptr, id) };
+        assert_ne!(port, 0);
+        (id, port)
+    }
+
+    pub fn send_to(&self, server_id: u32, address: &str, port: u16, data: &[u8]) -> i32 {
+        let a = CString::new(address).unwrap();
+        unsafe {
+            xt_send_datagram(
+                self.ptr,
+                server_id,
+                a.as_ptr(),
+                port,
+                data.as_ptr(),
+                data.len(),
+            )
+        }
+    }
+
+    /// Datagrams received so far, in order.
+    pub fn datagrams(&self) -> Vec<(u32, Vec<u8>, DgInfo)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Datagram(id, d, i) => Some((id, d, i)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until `n` datagrams have arrived in all.
+    pub fn wait_datagrams(&self, n: usize) -> Vec<(u32, Vec<u8>, DgInfo)> {
+        self.wait_until(&format!("{n} datagrams"), Duration::from_secs(10), |evs| {
+            evs.iter().filter(|e| matches!(e, Ev::Datagram(..))).count() >= n
+        });
+        self.datagrams()
+    }
+
     pub fn on_error(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
         *self.rec.on_error.lock() = Some(Box::new(f));
     }

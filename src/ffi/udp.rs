@@ -1,0 +1,271 @@
+//! UDP: listeners, datagrams (unicast, broadcast, multicast) and group membership.
+
+use super::context::{context, XtContext};
+use super::{bytes_arg, code_of, ffi_body, str_arg, value_or};
+use crate::error;
+use std::ffi::c_char;
+
+/// Pass as `remote_address` of `xt_send_datagram` to broadcast: the datagram goes out of every
+/// up, broadcast-capable interface (or use a subnet's broadcast address for one subnet).
+pub const XT_BROADCAST_ADDRESS: &str = "255.255.255.255";
+
+/// An optional interface argument: NULL or "" means every suitable interface.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string.
+unsafe fn interface_arg<'a>(ptr: *const c_char) -> Result<Option<&'a str>, crate::Error> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: per this function's contract.
+    let text = unsafe { str_arg(ptr, "interface") }?;
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// Starts a UDP listener on `port` (0: any free port; see `xt_listener_port`). Datagrams go to
+/// the `received_datagram` callback. Binds IPv4 and IPv6 (unless `xt_set_bind_address` picks
+/// one) with SO_REUSEADDR/SO_REUSEPORT, so discovery ports such as 1900 (SSDP) and 5353 (mDNS)
+/// can be shared with other programs and contexts: multicast and broadcast reach every sharer,
+/// a unicast datagram reaches one of them. A socket only receives groups it joined.
+///
+/// Returns the listener id, or 0 with `xt_last_error` set: 107 for ports 1..1023 (unless
+/// allowed), 105 for a port taken by a socket that does not share, 1001 for NULL ctx, 106 while
+/// the context is being freed. Any thread, including from a callback.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_start_udp_listener(ctx: *mut XtContext, port: u16) -> u32 {
+    ffi_body!(0, {
+        // SAFETY: per this function's contract.
+        value_or(
+            unsafe { context(ctx) }.and_then(|c| c.start_udp_listener(port)),
+            0,
+        )
+    })
+}
+
+/// Stops a UDP listener. When it returns its sockets are closed and none of its callbacks runs
+/// or will run (called from its own `received_datagram`, that callback finishes first).
+///
+/// Returns false with `xt_last_error` set: 106 for an unknown, stopped or non-UDP id, 1001 for
+/// NULL ctx. Any thread, including from a callback.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_stop_udp_listener(ctx: *mut XtContext, server_id: u32) -> bool {
+    ffi_body!(false, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| c.stop_udp_listener(server_id));
+        value_or(result.map(|()| true), false)
+    })
+}
+
+/// Joins the multicast `group` ("239.255.255.250", "224.0.0.251", "ff02::fb"; copied) on every
+/// up, multicast-capable interface. Joining a group already joined is fine.
+///
+/// Returns false with `xt_last_error` set: 1001 for NULL, unparsable or non-multicast text;
+/// 106 for an unknown, stopped or non-UDP id; ENODEV when no interface can carry multicast; the
+/// system's code when no join succeeded. Any thread, including from a callback.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `group` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_join_multicast_group(
+    ctx: *mut XtContext,
+    server_id: u32,
+    group: *const c_char,
+) -> bool {
+    // SAFETY: per this function's contract.
+    unsafe { xt_join_multicast_group_on(ctx, server_id, group, std::ptr::null()) }
+}
+
+/// Leaves the multicast `group` on every interface it was joined on. After it returns no more
+/// datagrams sent to the group arrive (other groups and unicast still do).
+///
+/// Returns false with `xt_last_error` set as for joining, and 106 for a group not joined.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `group` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_leave_multicast_group(
+    ctx: *mut XtContext,
+    server_id: u32,
+    group: *const c_char,
+) -> bool {
+    // SAFETY: per this function's contract.
+    unsafe { xt_leave_multicast_group_on(ctx, server_id, group, std::ptr::null()) }
+}
+
+/// Joins `group` on one interface, named ("eth0", "en0") or by one of its addresses
+/// ("192.168.1.10"); NULL or "" means every up, multicast-capable interface. Errors as
+/// `xt_join_multicast_group`, plus 1001 for an interface that does not exist.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `group` and `interface` are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_join_multicast_group_on(
+    ctx: *mut XtContext,
+    server_id: u32,
+    group: *const c_char,
+    interface: *const c_char,
+) -> bool {
+    ffi_body!(false, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let (group, interface) =
+                unsafe { (str_arg(group, "group")?, interface_arg(interface)?) };
+            c.join_multicast_group(server_id, group, interface)
+        });
+        value_or(result.map(|()| true), false)
+    })
+}
+
+/// Leaves `group` on one interface (as for `xt_join_multicast_group_on`), or on every interface
+/// it was joined on for NULL or "".
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `group` and `interface` are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_leave_multicast_group_on(
+    ctx: *mut XtContext,
+    server_id: u32,
+    group: *const c_char,
+    interface: *const c_char,
+) -> bool {
+    ffi_body!(false, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let (group, interface) =
+                unsafe { (str_arg(group, "group")?, interface_arg(interface)?) };
+            c.leave_multicast_group(server_id, group, interface)
+        });
+        value_or(result.map(|()| true), false)
+    })
+}
+
+/// Sends one datagram of `len` bytes (copied) from UDP listener `server_id` — from its port, as
+/// SSDP and mDNS peers expect replies — to `remote_address` and `remote_port`.
+///
+/// `remote_address` is an IPv4 or IPv6 address ("fe80::1%eth0" for link-local), a subnet
+/// broadcast address, `XT_BROADCAST_ADDRESS` (out of every broadcast-capable interface) or a
+/// multicast group (out of every multicast-capable interface, or the one set with
+/// `xt_set_multicast_interface`). Host names are not resolved: sending never blocks.
+///
+/// Outside a callback the datagram is sent before this returns, and a failure is returned.
+/// Unicast sent from inside a callback leaves when the current batch of callbacks ends (many
+/// per system call); a failure then cannot be returned and is reported through `log`.
+///
+/// Returns `XT_OK` or a code: 1001 for NULL or unparsable text or NULL data with a length;
+/// 107 for port 0; EMSGSIZE for more than UDP allows (65507 bytes over IPv4, 65527 over IPv6);
+/// 106 for an unknown, stopped or non-UDP id; 108 when the socket's send buffer is full; the
+/// system's code (e.g. ENETUNREACH) otherwise. Any thread, including from a callback.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `remote_address` is NULL or NUL-terminated; `data` is NULL
+/// or points to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xt_send_datagram(
+    ctx: *mut XtContext,
+    server_id: u32,
+    remote_address: *const c_char,
+    remote_port: u16,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let (address, data) = unsafe {
+                (
+                    str_arg(remote_address, "remote address")?,
+                    bytes_arg(data, len, "data")?,
+                )
+            };
+            c.send_datagram(server_id, address, remote_port, data)
+        }))
+    })
+}
+
+/// The interface UDP listener `server_id` sends multicast from, by name or address; NULL or ""
+/// for every up, multicast-capable interface (the default). The limited broadcast always goes
+/// out of every broadcast-capable interface.
+///
+/// Returns `XT_OK`, 1001 for an unknown interface or bad text, 106 for a bad id.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `interface` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_multicast_interface(
+    ctx: *mut XtContext,
+    server_id: u32,
+    interface: *const c_char,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let interface = unsafe { interface_arg(interface) }?;
+            c.set_multicast_interface(server_id, interface)
+        }))
+    })
+}
+
+/// Time to live (IPv4) and hop limit (IPv6) of multicast sent from UDP listener `server_id`,
+/// 0..=255 (the system's default is 1: the local link only).
+///
+/// Returns `XT_OK`, 1001 for a value past 255, 106 for a bad id.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_multicast_ttl(
+    ctx: *mut XtContext,
+    server_id: u32,
+    ttl: u32,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| c.set_multicast_ttl(server_id, ttl)))
+    })
+}
+
+/// Whether multicast sent from UDP listener `server_id` also reaches listeners on this host
+/// (default true).
+///
+/// Returns `XT_OK` or 106 for a bad id.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_multicast_loop(
+    ctx: *mut XtContext,
+    server_id: u32,
+    enabled: bool,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| c.set_multicast_loop(server_id, enabled)))
+    })
+}
+
+/// How many datagrams UDP listener `server_id` has dropped since it started because the host's
+/// callbacks were behind (its own queue was full, or the system's receive buffer overflowed).
+/// Each drop is also reported through `log` (at most once a second per listener).
+///
+/// Returns the count, or -1 with `xt_last_error` set (106 for a bad id, 1001 for NULL ctx).
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_udp_dropped(ctx: *const XtContext, server_id: u32) -> i64 {
+    ffi_body!(-1, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| c.udp_dropped(server_id));
+        value_or(result.map(|n| n.min(i64::MAX as u64) as i64), -1)
+    })
+}
