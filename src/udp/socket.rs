@@ -36,8 +36,12 @@ pub(crate) struct Bound {
 fn setup(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Discovery ports (1900 SSDP, 5353 mDNS) are shared with other programs and contexts.
+    // On Linux SO_REUSEADDR alone shares a UDP port, and SO_REUSEPORT must stay off: sockets
+    // that all set it form a load-balancing group, and Linux then hands a group's multicast to
+    // any one member, also to one that never joined that group (measured; see
+    // tests/udp_lan.rs). The BSDs and macOS need SO_REUSEPORT to share multicast at all.
     socket.set_reuse_address(true)?;
-    #[cfg(unix)]
+    #[cfg(all(unix, not(target_os = "linux")))]
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -317,9 +321,33 @@ pub(crate) fn recv_batch(socket: &UdpSocket) -> io::Result<Batch> {
     })
 }
 
+// Sends go straight to the (non-blocking) socket rather than through tokio's readiness
+// tracking: nothing ever waits for a UDP socket to become writable (a full send buffer is
+// reported to the host), and a socket's write readiness is only known once the reactor polled.
+
+fn result(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Sends one datagram now; a full send buffer is reported as WouldBlock.
 pub(crate) fn send_to(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<()> {
-    socket.try_send_to(data, to).map(|_| ())
+    let dest = SockAddr::from(to);
+    // SAFETY: sendto with a live buffer and address of the given lengths.
+    let n = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT,
+            dest.as_ptr().cast(),
+            dest.len(),
+        )
+    };
+    result(n).map(|_| ())
 }
 
 /// Sends one datagram out of the interface `ifindex` (multicast and limited broadcast).
@@ -372,15 +400,8 @@ pub(crate) fn send_via(
             }
         }
     }
-    socket.try_io(Interest::WRITABLE, || {
-        // SAFETY: `msg` and everything it points to live for the call.
-        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    })
+    // SAFETY: `msg` and everything it points to live for the call.
+    result(unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_DONTWAIT) }).map(|_| ())
 }
 
 /// Sends many datagrams in one call where the system allows (sendmmsg); returns how many went.

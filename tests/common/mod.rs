@@ -2,6 +2,8 @@
 //! Python host does, and records every callback.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashSet;
 use std::ffi::{c_char, c_void, CStr, CString};

@@ -1,0 +1,207 @@
+//! Network namespaces joined by veth pairs: real (virtual) Ethernet links with MAC addresses,
+//! broadcast and multicast, made and removed by the tests themselves (Debian `iproute2`).
+//!
+//! A `Lab` owns its namespaces and deletes them on drop, also when a test fails. Code runs
+//! "inside" a namespace on a worker thread that joined it with setns(2): sockets, interface
+//! lists and the threads a context starts there all belong to it.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub struct Lab {
+    names: Vec<String>,
+    workers: Vec<(String, Worker)>,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("`ip` (iproute2) runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether namespace tests can run: root and `ip` present. When not, says so loudly.
+pub fn available(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let has_ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !root || !has_ip {
+        eprintln!(
+            "\n*** SKIPPED {test}: network-namespace tests need root and iproute2 (root: {root}, ip: {has_ip}). \
+             CI runs them as root. ***\n"
+        );
+    }
+    root && has_ip
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Lab {
+    pub fn new() -> Lab {
+        Lab {
+            names: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// A new namespace with loopback up and IPv6 duplicate address detection off (addresses
+    /// usable at once). Returns its full name.
+    pub fn namespace(&mut self, tag: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("xt{}-{n}-{tag}", std::process::id());
+        ip(&["netns", "add", &name]);
+        self.names.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        for key in [
+            "net.ipv6.conf.all.accept_dad",
+            "net.ipv6.conf.default.accept_dad",
+        ] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &name, "sysctl", "-qw", &format!("{key}=0")])
+                .status();
+        }
+        name
+    }
+
+    /// A veth pair between `a` (interface `a_if`, address `a_addr`, e.g. "10.9.1.1/24") and `b`.
+    /// Each end also gets an IPv6 ULA address `fd00:9:<subnet>::<host>/64` and link-local one.
+    pub fn link(&mut self, a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
+        ip(&[
+            "link", "add", a_if, "netns", a, "type", "veth", "peer", b_if, "netns", b,
+        ]);
+        for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                addr,
+                "broadcast",
+                "+",
+                "dev",
+                ifname,
+            ]);
+            let v4: std::net::Ipv4Addr = addr.split('/').next().unwrap().parse().unwrap();
+            let o = v4.octets();
+            let v6 = format!("fd00:9:{}::{}/64", o[2], o[3]);
+            ip(&["-n", ns, "addr", "add", &v6, "dev", ifname, "nodad"]);
+            ip(&["-n", ns, "link", "set", ifname, "up"]);
+        }
+        // Carrier comes up asynchronously (the kernel's link watch): wait for both ends.
+        for (ns, ifname) in [(a, a_if), (b, b_if)] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", ns, "-o", "link", "show", ifname])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{ns}/{ifname} never came up"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// The MAC address of an interface as `ip link` reports it.
+    pub fn mac(&self, ns: &str, ifname: &str) -> String {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show", ifname])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC in {text}"))
+            .to_owned()
+    }
+
+    /// A command run inside `ns` (through `ip netns exec`).
+    pub fn command(&self, ns: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]);
+        cmd
+    }
+
+    /// Runs `f` on a thread that lives inside `ns` (one worker per namespace, reused).
+    pub fn run<R: Send + 'static>(
+        &mut self,
+        ns: &str,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> R {
+        if !self.workers.iter().any(|(n, _)| n == ns) {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let path = format!("/run/netns/{ns}");
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                let file = std::fs::File::open(&path).expect("namespace file");
+                let rc = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                ready_tx.send(rc).unwrap();
+                if rc != 0 {
+                    return;
+                }
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+            assert_eq!(ready_rx.recv().unwrap(), 0, "setns into {ns} failed");
+            self.workers.push((
+                ns.to_owned(),
+                Worker {
+                    jobs: Some(tx),
+                    thread: Some(thread),
+                },
+            ));
+        }
+        let worker = &self.workers.iter().find(|(n, _)| n == ns).unwrap().1;
+        let (tx, rx) = mpsc::channel();
+        worker
+            .jobs
+            .as_ref()
+            .unwrap()
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .unwrap();
+        rx.recv().expect("the job in the namespace panicked")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, w) in &mut self.workers {
+            w.jobs.take();
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}

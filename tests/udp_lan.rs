@@ -1,0 +1,494 @@
+//! UDP across real (virtual) Ethernet links: network namespaces joined by veth pairs, made and
+//! removed by the tests. Broadcast, multicast (IPv4 and IPv6), interface selection, membership
+//! isolation, TTL and loop, and sharing discovery ports with another program.
+//!
+//! Topology: namespace L has two links, e1 (10.9.1.1) to S1 (10.9.1.2) and e2 (10.9.2.1) to
+//! S2 (10.9.2.2). Needs root (CI runs as root); otherwise each test says it skipped.
+
+mod common;
+use common::netns::{available, Lab};
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Net {
+    lab: Lab,
+    l: String,
+    s1: String,
+    s2: String,
+}
+
+fn net(test: &str) -> Option<Net> {
+    if !available(test) {
+        return None;
+    }
+    let mut lab = Lab::new();
+    let l = lab.namespace("l");
+    let s1 = lab.namespace("s1");
+    let s2 = lab.namespace("s2");
+    lab.link(&l, "e1", "10.9.1.1/24", &s1, "e0", "10.9.1.2/24");
+    lab.link(&l, "e2", "10.9.2.1/24", &s2, "e0", "10.9.2.2/24");
+    Some(Net { lab, l, s1, s2 })
+}
+
+/// A context with a UDP listener on `port`, made inside namespace `ns`.
+fn udp_in(lab: &mut Lab, ns: &str, port: u16) -> (Arc<Ctx>, u32) {
+    lab.run(ns, move || {
+        let ctx = Arc::new(Ctx::thread());
+        let (id, _) = ctx.udp(port);
+        (ctx, id)
+    })
+}
+
+fn join(
+    lab: &mut Lab,
+    ns: &str,
+    ctx: &Arc<Ctx>,
+    id: u32,
+    group: &str,
+    interface: Option<&str>,
+) -> bool {
+    let (ctx, group, interface) = (ctx.clone(), group.to_owned(), interface.map(str::to_owned));
+    lab.run(ns, move || {
+        let g = std::ffi::CString::new(group).unwrap();
+        let i = interface.map(|i| std::ffi::CString::new(i).unwrap());
+        let ok = unsafe {
+            xt_join_multicast_group_on(
+                ctx.ptr,
+                id,
+                g.as_ptr(),
+                i.as_ref().map_or(std::ptr::null(), |i| i.as_ptr()),
+            )
+        };
+        assert!(ok, "join {:?}: {}", g, last_error_text());
+        ok
+    })
+}
+
+fn send(
+    lab: &mut Lab,
+    ns: &str,
+    ctx: &Arc<Ctx>,
+    id: u32,
+    to: &str,
+    port: u16,
+    data: &'static [u8],
+) {
+    let (ctx, to) = (ctx.clone(), to.to_owned());
+    lab.run(ns, move || {
+        let rc = ctx.send_to(id, &to, port, data);
+        assert_eq!(rc, XT_OK, "send to {to}: {}", last_error_text());
+    });
+}
+
+/// Nothing more than `n` datagrams arrives within a while.
+fn quiet(ctx: &Ctx, n: usize) {
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        ctx.datagrams().len(),
+        n,
+        "unexpected datagrams: {:?}",
+        ctx.datagrams()
+    );
+}
+
+#[test]
+fn broadcast_crosses_the_link_without_any_setting() {
+    let Some(mut n) = net("broadcast_crosses_the_link_without_any_setting") else {
+        return;
+    };
+    let (listener, _) = udp_in(&mut n.lab, &n.l, 5000);
+    let (sender, sid) = udp_in(&mut n.lab, &n.s1, 5001);
+    send(
+        &mut n.lab,
+        &n.s1,
+        &sender,
+        sid,
+        XT_BROADCAST_ADDRESS,
+        5000,
+        b"limited",
+    );
+    send(
+        &mut n.lab,
+        &n.s1,
+        &sender,
+        sid,
+        "10.9.1.255",
+        5000,
+        b"subnet",
+    );
+    let got = listener.wait_datagrams(2);
+    let mut payloads: Vec<&[u8]> = got.iter().map(|(_, d, _)| d.as_slice()).collect();
+    payloads.sort();
+    assert_eq!(payloads, [&b"limited"[..], &b"subnet"[..]]);
+    for (_, _, info) in &got {
+        assert_eq!(info.remote_address, "10.9.1.2");
+        assert_eq!(
+            info.remote_port, 5001,
+            "sent from the sender's listening port"
+        );
+        assert_eq!(info.local_port, 5000);
+    }
+    // From L, with two links, the limited broadcast goes out of both.
+    let (r1, _) = udp_in(&mut n.lab, &n.s1, 5002);
+    let (r2, _) = udp_in(&mut n.lab, &n.s2, 5002);
+    let (l_sender, lid) = udp_in(&mut n.lab, &n.l, 5003);
+    send(
+        &mut n.lab,
+        &n.l,
+        &l_sender,
+        lid,
+        XT_BROADCAST_ADDRESS,
+        5002,
+        b"everyone",
+    );
+    assert_eq!(r1.wait_datagrams(1)[0].2.remote_address, "10.9.1.1");
+    assert_eq!(r2.wait_datagrams(1)[0].2.remote_address, "10.9.2.1");
+}
+
+#[test]
+fn ipv4_multicast_join_receive_leave() {
+    let Some(mut n) = net("ipv4_multicast_join_receive_leave") else {
+        return;
+    };
+    let (listener, id) = udp_in(&mut n.lab, &n.l, 1900);
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 1901);
+    let (s2, s2id) = udp_in(&mut n.lab, &n.s2, 1901);
+    for group in ["239.255.255.250", "224.0.0.251"] {
+        join(&mut n.lab, &n.l, &listener, id, group, None);
+    }
+    send(
+        &mut n.lab,
+        &n.s1,
+        &s1,
+        s1id,
+        "239.255.255.250",
+        1900,
+        b"ssdp from s1",
+    );
+    send(
+        &mut n.lab,
+        &n.s2,
+        &s2,
+        s2id,
+        "224.0.0.251",
+        1900,
+        b"mdns from s2",
+    );
+    let got = listener.wait_datagrams(2);
+    let from: Vec<(&[u8], &str)> = got
+        .iter()
+        .map(|(_, d, i)| (d.as_slice(), i.remote_address.as_str()))
+        .collect();
+    assert!(
+        from.contains(&(&b"ssdp from s1"[..], "10.9.1.2")),
+        "{from:?}"
+    );
+    assert!(
+        from.contains(&(&b"mdns from s2"[..], "10.9.2.2")),
+        "joined on every interface: {from:?}"
+    );
+    // After leaving, the group's datagrams stop; the other group still arrives.
+    let (ctx, g) = (
+        listener.clone(),
+        std::ffi::CString::new("239.255.255.250").unwrap(),
+    );
+    assert!(n.lab.run(&n.l, move || unsafe {
+        xt_leave_multicast_group(ctx.ptr, id, g.as_ptr())
+    }));
+    send(
+        &mut n.lab,
+        &n.s1,
+        &s1,
+        s1id,
+        "239.255.255.250",
+        1900,
+        b"after leave",
+    );
+    send(
+        &mut n.lab,
+        &n.s1,
+        &s1,
+        s1id,
+        "224.0.0.251",
+        1900,
+        b"other group",
+    );
+    listener.wait_datagrams(3);
+    quiet(&listener, 3);
+    assert_eq!(listener.datagrams()[2].1, b"other group");
+}
+
+#[test]
+fn ipv6_multicast_ff02_fb() {
+    let Some(mut n) = net("ipv6_multicast_ff02_fb") else {
+        return;
+    };
+    let (listener, id) = udp_in(&mut n.lab, &n.l, 5353);
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 5353);
+    join(&mut n.lab, &n.l, &listener, id, "ff02::fb", None);
+    send(&mut n.lab, &n.s1, &s1, s1id, "ff02::fb", 5353, b"v6 mdns");
+    let got = listener.wait_datagrams(1);
+    assert_eq!(got[0].1, b"v6 mdns");
+    assert!(
+        got[0].2.remote_address.starts_with("fe80::"),
+        "link-local source: {}",
+        got[0].2.remote_address
+    );
+    assert_eq!(got[0].2.remote_port, 5353);
+    // A unicast reply to the link-local sender, scoped by interface name.
+    let reply_to = format!("{}%e1", got[0].2.remote_address);
+    send(
+        &mut n.lab,
+        &n.l,
+        &listener,
+        id,
+        &reply_to,
+        5353,
+        b"v6 reply",
+    );
+    let back = s1.wait_datagrams(1);
+    assert_eq!(back[0].1, b"v6 reply");
+}
+
+#[test]
+fn joining_on_one_interface_by_name_or_address() {
+    let Some(mut n) = net("joining_on_one_interface_by_name_or_address") else {
+        return;
+    };
+    let (by_name, a) = udp_in(&mut n.lab, &n.l, 6000);
+    let (by_addr, b) = udp_in(&mut n.lab, &n.l, 6001);
+    join(&mut n.lab, &n.l, &by_name, a, "239.7.7.7", Some("e1"));
+    join(&mut n.lab, &n.l, &by_addr, b, "239.7.7.7", Some("10.9.2.1"));
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 6002);
+    let (s2, s2id) = udp_in(&mut n.lab, &n.s2, 6002);
+    for port in [6000, 6001] {
+        send(&mut n.lab, &n.s1, &s1, s1id, "239.7.7.7", port, b"via e1");
+        send(&mut n.lab, &n.s2, &s2, s2id, "239.7.7.7", port, b"via e2");
+    }
+    assert_eq!(by_name.wait_datagrams(1)[0].1, b"via e1");
+    assert_eq!(by_addr.wait_datagrams(1)[0].1, b"via e2");
+    quiet(&by_name, 1);
+    quiet(&by_addr, 1);
+}
+
+#[test]
+fn a_listener_receives_only_the_groups_it_joined() {
+    let Some(mut n) = net("a_listener_receives_only_the_groups_it_joined") else {
+        return;
+    };
+    let (listener, id) = udp_in(&mut n.lab, &n.l, 7000);
+    join(&mut n.lab, &n.l, &listener, id, "239.1.1.1", None);
+    // Another program on the same port (SO_REUSEADDR, like avahi or Python's zeroconf) joins
+    // another group.
+    let other = n.lab.run(&n.l, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&SocketAddr::from(([0, 0, 0, 0], 7000)).into())
+            .unwrap();
+        s.join_multicast_v4(&Ipv4Addr::new(239, 1, 1, 2), &Ipv4Addr::new(10, 9, 1, 1))
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        UdpSocket::from(s)
+    });
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 7001);
+    send(
+        &mut n.lab,
+        &n.s1,
+        &s1,
+        s1id,
+        "239.1.1.2",
+        7000,
+        b"not yours",
+    );
+    let mut buf = [0u8; 64];
+    let (len, _) = other.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"not yours", "the other program got its group");
+    send(&mut n.lab, &n.s1, &s1, s1id, "239.1.1.1", 7000, b"yours");
+    assert_eq!(listener.wait_datagrams(1)[0].1, b"yours");
+    quiet(&listener, 1);
+}
+
+#[test]
+fn multicast_goes_out_of_every_interface_or_the_chosen_one() {
+    let Some(mut n) = net("multicast_goes_out_of_every_interface_or_the_chosen_one") else {
+        return;
+    };
+    let (r1, r1id) = udp_in(&mut n.lab, &n.s1, 8000);
+    let (r2, r2id) = udp_in(&mut n.lab, &n.s2, 8000);
+    join(&mut n.lab, &n.s1, &r1, r1id, "239.8.8.8", None);
+    join(&mut n.lab, &n.s2, &r2, r2id, "239.8.8.8", None);
+    let (sender, sid) = udp_in(&mut n.lab, &n.l, 8001);
+    send(
+        &mut n.lab,
+        &n.l,
+        &sender,
+        sid,
+        "239.8.8.8",
+        8000,
+        b"to all links",
+    );
+    assert_eq!(r1.wait_datagrams(1)[0].2.remote_address, "10.9.1.1");
+    assert_eq!(r2.wait_datagrams(1)[0].2.remote_address, "10.9.2.1");
+    let ctx = sender.clone();
+    n.lab.run(&n.l, move || {
+        let e2 = std::ffi::CString::new("e2").unwrap();
+        assert_eq!(
+            unsafe { xt_set_multicast_interface(ctx.ptr, sid, e2.as_ptr()) },
+            XT_OK
+        );
+    });
+    send(
+        &mut n.lab,
+        &n.l,
+        &sender,
+        sid,
+        "239.8.8.8",
+        8000,
+        b"e2 only",
+    );
+    assert_eq!(r2.wait_datagrams(2)[1].1, b"e2 only");
+    quiet(&r1, 1);
+}
+
+/// Receives one datagram on a plain socket and returns its IP TTL (IP_RECVTTL).
+fn recv_ttl(s: &UdpSocket) -> (Vec<u8>, i32) {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    let mut ttl = -1;
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TTL {
+                ttl = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    (buf[..n as usize].to_vec(), ttl)
+}
+
+#[test]
+fn multicast_ttl_and_loop() {
+    let Some(mut n) = net("multicast_ttl_and_loop") else {
+        return;
+    };
+    let receiver = n.lab.run(&n.s1, || {
+        let s = UdpSocket::bind("0.0.0.0:9000").unwrap();
+        s.join_multicast_v4(&Ipv4Addr::new(239, 9, 9, 9), &Ipv4Addr::new(10, 9, 1, 2))
+            .unwrap();
+        let on: libc::c_int = 1;
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVTTL,
+                (&on as *const libc::c_int).cast(),
+                4,
+            );
+        }
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    });
+    let (sender, sid) = udp_in(&mut n.lab, &n.l, 9001);
+    // A listener on the sender's own host, in the group, to see the loop setting.
+    let (local, lid) = udp_in(&mut n.lab, &n.l, 9000);
+    join(&mut n.lab, &n.l, &local, lid, "239.9.9.9", None);
+    send(
+        &mut n.lab,
+        &n.l,
+        &sender,
+        sid,
+        "239.9.9.9",
+        9000,
+        b"ttl default",
+    );
+    assert_eq!(
+        recv_ttl(&receiver),
+        (b"ttl default".to_vec(), 1),
+        "the system's default TTL is 1"
+    );
+    assert_eq!(
+        local.wait_datagrams(1)[0].1,
+        b"ttl default",
+        "loop is on by default"
+    );
+    // Sent out of both of L's links, the datagram loops back once per link.
+    std::thread::sleep(Duration::from_millis(300));
+    let looped = local.datagrams().len();
+    let ctx = sender.clone();
+    n.lab.run(&n.l, move || unsafe {
+        assert_eq!(xt_set_multicast_ttl(ctx.ptr, sid, 7), XT_OK);
+        assert_eq!(xt_set_multicast_loop(ctx.ptr, sid, false), XT_OK);
+    });
+    send(
+        &mut n.lab,
+        &n.l,
+        &sender,
+        sid,
+        "239.9.9.9",
+        9000,
+        b"ttl seven",
+    );
+    assert_eq!(recv_ttl(&receiver), (b"ttl seven".to_vec(), 7));
+    quiet(&local, looped);
+}
+
+#[test]
+fn discovery_ports_are_shared_with_another_program() {
+    let Some(mut n) = net("discovery_ports_are_shared_with_another_program") else {
+        return;
+    };
+    // Python binds 5353 first, as a resident mDNS/SSDP tool would.
+    let script = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 5353))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton("224.0.0.251"), socket.inet_aton("10.9.1.1")))
+print("ready", flush=True)
+s.settimeout(10)
+data, addr = s.recvfrom(100)
+print(data.decode(), addr[0], flush=True)
+"#;
+    let mut py = n
+        .lab
+        .command(&n.l, "python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let (listener, id) = udp_in(&mut n.lab, &n.l, 5353);
+    join(&mut n.lab, &n.l, &listener, id, "224.0.0.251", None);
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 5354);
+    send(&mut n.lab, &n.s1, &s1, s1id, "224.0.0.251", 5353, b"shared");
+    assert_eq!(listener.wait_datagrams(1)[0].1, b"shared");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "shared 10.9.1.2",
+        "the other program got it too"
+    );
+    let _ = py.wait();
+}
