@@ -3,14 +3,17 @@
  * Each message (split on the boundary) is sent back followed by the boundary.
  *
  *   echo_server [--port P] [--boundary STR] [--dispatch thread|poll] [--max-seconds N] [--quiet]
+ *               [--udp-port P]
  *
  *   --port P         port to listen on (default 9000; 0 = any free port)
+ *   --udp-port P     also echo every UDP datagram on port P back to its sender (0 = any port)
  *   --boundary STR   message boundary with C escapes (default "\r\n"; "" = no framing)
  *   --dispatch MODE  thread: callbacks on xtnet's thread; poll: on this thread via xt_poll
  *   --max-seconds N  stop after N seconds (default 0 = run until SIGINT/SIGTERM)
  *   --quiet          do not log each connection
  *
- * The first line printed is "listening on port P ...". Try it: nc localhost 9000
+ * The first line printed is "listening on port P ..."; with --udp-port the second is
+ * "udp listening on port P". Try it: nc localhost 9000 (and nc -u localhost 9001)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -34,7 +37,7 @@ typedef struct Server {
     unsigned char boundary[256];
     size_t boundary_len;
     bool quiet;
-    unsigned long long connections, messages;
+    unsigned long long connections, messages, datagrams;
 } Server;
 
 static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionInfo *info) {
@@ -65,13 +68,22 @@ static void on_socket_error(void *user_data, uint64_t id, const XtConnectionInfo
                info->error_message);
 }
 
+static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data, size_t len,
+                        const XtDatagramInfo *info) {
+    Server *s = user_data;
+    s->datagrams++;
+    /* From the listener's own port, back to the sender (a callback: sent when the batch ends). */
+    int rc = xt_send_datagram(s->ctx, server_id, info->remote_address, info->remote_port, data, len);
+    if (rc != XT_OK) fprintf(stderr, "datagram to %s failed: %d %s\n", info->remote_address, rc, xt_last_error_message());
+}
+
 static void on_log(void *user_data, int32_t level, const char *message) {
     (void)user_data;
     fprintf(stderr, "xtnet[%d]: %s\n", level, message);
 }
 
 int main(int argc, char **argv) {
-    long port = 9000, max_seconds = 0;
+    long port = 9000, max_seconds = 0, udp_port = -1;
     const char *boundary_text = "\\r\\n";
     bool poll_mode = false, quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -81,6 +93,7 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--port")) port = xt_example_number(a, v, 65535);
         else if (!strcmp(a, "--boundary")) boundary_text = v;
+        else if (!strcmp(a, "--udp-port")) udp_port = xt_example_number(a, v, 65535);
         else if (!strcmp(a, "--max-seconds")) max_seconds = xt_example_number(a, v, 86400L * 365);
         else if (!strcmp(a, "--dispatch")) {
             if (!strcmp(v, "poll")) poll_mode = true;
@@ -101,6 +114,7 @@ int main(int argc, char **argv) {
     callbacks.new_connection = on_new_connection;
     callbacks.data_available = on_data;
     callbacks.socket_error = on_socket_error;
+    callbacks.received_datagram = on_datagram;
     callbacks.log = on_log;
 
     server.ctx = xt_context_new(&callbacks, poll_mode ? XT_DISPATCH_POLL : XT_DISPATCH_THREAD);
@@ -114,6 +128,16 @@ int main(int argc, char **argv) {
     printf("listening on port %u (xtnet %s, boundary %zu bytes, %s dispatch)\n",
            (unsigned)xt_listener_port(server.ctx, listener), xt_version(), server.boundary_len,
            poll_mode ? "poll" : "thread");
+    uint32_t udp = 0;
+    if (udp_port >= 0) {
+        udp = xt_start_udp_listener(server.ctx, (uint16_t)udp_port);
+        if (!udp) {
+            fprintf(stderr, "cannot listen on UDP port %ld: error %d: %s\n", udp_port, xt_last_error(), xt_last_error_message());
+            xt_context_free(server.ctx);
+            return 1;
+        }
+        printf("udp listening on port %u\n", (unsigned)xt_listener_port(server.ctx, udp));
+    }
     fflush(stdout);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -138,7 +162,9 @@ int main(int argc, char **argv) {
             nanosleep(&t, NULL);
         }
     }
+    long long dropped = udp ? xt_udp_dropped(server.ctx, udp) : 0;
     xt_context_free(server.ctx);
     printf("stopped: %llu connections, %llu messages\n", server.connections, server.messages);
+    if (udp) printf("udp: %llu datagrams, %lld dropped\n", server.datagrams, dropped);
     return 0;
 }

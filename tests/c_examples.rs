@@ -309,3 +309,40 @@ fn the_readme_c_example_compiles_and_echoes() {
     let _ = host.kill();
     let _ = host.wait();
 }
+
+#[test]
+fn echo_server_echoes_datagrams_from_its_udp_port() {
+    let mut server = Running::start(
+        "echo_server",
+        &[
+            "--port",
+            "0",
+            "--udp-port",
+            "0",
+            "--max-seconds",
+            "60",
+            "--quiet",
+        ],
+    );
+    let line = server.line();
+    let udp_port: u16 = line
+        .trim()
+        .strip_prefix("udp listening on port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("second line names the UDP port: {line:?}"));
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    for i in 0..100 {
+        let msg = format!("datagram {i}");
+        peer.send_to(msg.as_bytes(), ("127.0.0.1", udp_port))
+            .unwrap();
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], msg.as_bytes());
+        assert_eq!(from.port(), udp_port, "echoed from the listening port");
+    }
+    let (code, rest) = server.stop();
+    assert_eq!(code, 0);
+    assert!(rest.contains("udp: 100 datagrams, 0 dropped"), "{rest}");
+}

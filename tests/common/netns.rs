@@ -35,7 +35,8 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Whether namespace tests can run: root and `ip` present. When not, says so loudly.
+/// Whether namespace tests can run: root and `ip` present. When not, says so loudly and the
+/// test skips — unless XTNET_REQUIRE_ALL is set (CI sets it), where skipping is a failure.
 pub fn available(test: &str) -> bool {
     let root = unsafe { libc::geteuid() } == 0;
     let has_ip = Command::new("ip")
@@ -43,13 +44,23 @@ pub fn available(test: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !root || !has_ip {
-        eprintln!(
-            "\n*** SKIPPED {test}: network-namespace tests need root and iproute2 (root: {root}, ip: {has_ip}). \
-             CI runs them as root. ***\n"
+    require(
+        root && has_ip,
+        test,
+        &format!("network-namespace tests need root and iproute2 (root: {root}, ip: {has_ip})"),
+    )
+}
+
+/// `ok`, or a loud skip (a failure under XTNET_REQUIRE_ALL) explaining `why`.
+pub fn require(ok: bool, test: &str, why: &str) -> bool {
+    if !ok {
+        assert!(
+            std::env::var_os("XTNET_REQUIRE_ALL").is_none(),
+            "{test}: {why} (XTNET_REQUIRE_ALL is set: nothing may be skipped)"
         );
+        eprintln!("\n*** SKIPPED {test}: {why}. CI runs it (XTNET_REQUIRE_ALL=1). ***\n");
     }
-    root && has_ip
+    ok
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
