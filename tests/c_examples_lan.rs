@@ -2,6 +2,7 @@
 //! peers this project did not write — python-zeroconf announcing a service, and an SSDP device.
 
 #[path = "support/c_build.rs"]
+#[allow(dead_code)] // example_command: these run through `ip netns exec` instead
 mod c_build;
 mod common;
 
