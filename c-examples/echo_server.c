@@ -163,8 +163,9 @@ int main(int argc, char **argv) {
         }
     }
     long long dropped = udp ? xt_udp_dropped(server.ctx, udp) : 0;
+    long long refused = udp ? xt_udp_send_failures(server.ctx, udp) : 0;
     xt_context_free(server.ctx);
     printf("stopped: %llu connections, %llu messages\n", server.connections, server.messages);
-    if (udp) printf("udp: %llu datagrams, %lld dropped\n", server.datagrams, dropped);
+    if (udp) printf("udp: %llu datagrams, %lld dropped, %lld replies refused\n", server.datagrams, dropped, refused);
     return 0;
 }

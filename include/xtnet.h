@@ -703,6 +703,18 @@ int32_t xt_set_multicast_loop(struct XtContext *ctx, uint32_t server_id, bool en
  */
 int64_t xt_udp_dropped(const struct XtContext *ctx, uint32_t server_id);
 
+/**
+ * How many datagrams sent from inside callbacks of UDP listener `server_id` the system refused
+ * (e.g. a full send buffer or an unreachable network). Such sends returned `XT_OK` (they leave
+ * when the batch of callbacks ends), so this counter and the `log` line are where they show.
+ *
+ * Returns the count, or -1 with `xt_last_error` set (106 for a bad id, 1001 for NULL ctx).
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int64_t xt_udp_send_failures(const struct XtContext *ctx, uint32_t server_id);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -353,6 +353,15 @@ impl Context {
         Ok(self.shared.registry.udp_listener(server_id)?.dropped())
     }
 
+    /// Datagrams sent from a UDP listener's callbacks that the system refused.
+    pub fn udp_send_failures(&self, server_id: u32) -> Result<u64, Error> {
+        Ok(self
+            .shared
+            .registry
+            .udp_listener(server_id)?
+            .send_failures())
+    }
+
     /// The bound port of any listener.
     pub fn listener_port(&self, server_id: u32) -> Result<u16, Error> {
         self.shared.registry.listener_port(server_id)

@@ -344,5 +344,8 @@ fn echo_server_echoes_datagrams_from_its_udp_port() {
     }
     let (code, rest) = server.stop();
     assert_eq!(code, 0);
-    assert!(rest.contains("udp: 100 datagrams, 0 dropped"), "{rest}");
+    assert!(
+        rest.contains("udp: 100 datagrams, 0 dropped, 0 replies refused"),
+        "{rest}"
+    );
 }

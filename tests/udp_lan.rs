@@ -492,3 +492,41 @@ print(data.decode(), addr[0], flush=True)
     );
     let _ = py.wait();
 }
+
+#[test]
+fn sends_refused_after_a_callback_are_counted_and_logged() {
+    let Some(mut n) = net("sends_refused_after_a_callback_are_counted_and_logged") else {
+        return;
+    };
+    let (listener, id) = udp_in(&mut n.lab, &n.l, 9100);
+    let codes = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let c2 = codes.clone();
+    listener.on_datagram(move |r, server, _, _| {
+        // No route from L to 10.99.0.0/16: the system refuses, but only once the batch ends.
+        let to = std::ffi::CString::new("10.99.0.1").unwrap();
+        let rc = unsafe { xt_send_datagram(r.ctx(), server, to.as_ptr(), 9, b"x".as_ptr(), 1) };
+        c2.lock().push(rc);
+    });
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 9101);
+    send(&mut n.lab, &n.s1, &s1, s1id, "10.9.1.1", 9100, b"trigger");
+    listener.wait_until("the refusal logged", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| matches!(e, Ev::Log(XT_LOG_WARNING, m) if m.contains("failed")))
+    });
+    assert_eq!(
+        *codes.lock(),
+        vec![XT_OK],
+        "from a callback the send is queued"
+    );
+    assert_eq!(unsafe { xt_udp_send_failures(listener.ptr, id) }, 1);
+    // Outside a callback the same send fails at once with the system's code.
+    let ctx = listener.clone();
+    let rc = n
+        .lab
+        .run(&n.l, move || ctx.send_to(id, "10.99.0.1", 9, b"x"));
+    assert_eq!(
+        rc,
+        libc::EHOSTUNREACH,
+        "ENETUNREACH is reported as EHOSTUNREACH (101 is XTension's)"
+    );
+}

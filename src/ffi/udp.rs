@@ -269,3 +269,20 @@ pub unsafe extern "C" fn xt_udp_dropped(ctx: *const XtContext, server_id: u32) -
         value_or(result.map(|n| n.min(i64::MAX as u64) as i64), -1)
     })
 }
+
+/// How many datagrams sent from inside callbacks of UDP listener `server_id` the system refused
+/// (e.g. a full send buffer or an unreachable network). Such sends returned `XT_OK` (they leave
+/// when the batch of callbacks ends), so this counter and the `log` line are where they show.
+///
+/// Returns the count, or -1 with `xt_last_error` set (106 for a bad id, 1001 for NULL ctx).
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_udp_send_failures(ctx: *const XtContext, server_id: u32) -> i64 {
+    ffi_body!(-1, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| c.udp_send_failures(server_id));
+        value_or(result.map(|n| n.min(i64::MAX as u64) as i64), -1)
+    })
+}

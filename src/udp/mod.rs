@@ -89,6 +89,8 @@ pub(crate) struct UdpListener {
     delivered: Condvar,
     pending: AtomicUsize,
     dropped: AtomicU64,
+    /// Datagrams sent from callbacks that the system refused (reported in the log only).
+    send_failures: AtomicU64,
     /// Last SO_RXQ_OVFL value seen per socket (IPv4, IPv6): the kernel's own drops.
     kernel_drops: [AtomicU64; 2],
     drop_log: Mutex<DropLog>,
@@ -137,6 +139,7 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
         delivered: Condvar::new(),
         pending: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
+        send_failures: AtomicU64::new(0),
         kernel_drops: [AtomicU64::new(0), AtomicU64::new(0)],
         drop_log: Mutex::new(DropLog {
             last: None,
@@ -314,6 +317,11 @@ impl UdpListener {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Datagrams sent from callbacks that the system refused so far.
+    pub(crate) fn send_failures(&self) -> u64 {
+        self.send_failures.load(Ordering::Relaxed)
+    }
+
     /// Delivers a batch to the host (dispatcher side). Nothing is delivered once stopped.
     pub(crate) fn deliver(
         &self,
@@ -486,6 +494,7 @@ impl UdpListener {
                 }
             }
         }
+        self.send_failures.fetch_add(failed, Ordering::Relaxed);
         // Keep the allocation for the next batch when it is small.
         let mut reuse = out;
         if reuse.bytes.capacity() <= 1 << 20 {
