@@ -10,13 +10,16 @@
 //! server CPU per message; server RSS per idle connection (5000), after one echo each, and
 //! 10 000 connections held open at once.
 
+mod support;
+
 use bytes::{Buf, BytesMut};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{median, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOUNDARY: &[u8] = b"\r\n";
@@ -69,90 +72,13 @@ fn baseline_server() {
     });
 }
 
-// ---------------------------------------------------------------- servers under test
-
-struct Server {
-    name: &'static str,
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(name: &'static str, mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("server starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: no port in {first:?}"));
-        Server { name, child, port }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Resident memory in bytes.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-
-    /// User + system CPU seconds used so far.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after_comm.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[path = "../tests/support/c_build.rs"]
-mod c_build;
-
 fn xtnet_server(dispatch: &str) -> Server {
-    let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
-    let mut cmd = c_build::example_command(&out.join("echo_server"));
-    cmd.args([
-        "--port",
-        "0",
-        "--quiet",
-        "--dispatch",
-        dispatch,
-        "--max-seconds",
-        "3600",
-    ]);
-    Server::start(
-        if dispatch == "poll" {
-            "xtnet (poll)"
-        } else {
-            "xtnet"
-        },
-        cmd,
-    )
+    let name = if dispatch == "poll" {
+        "xtnet (poll)"
+    } else {
+        "xtnet"
+    };
+    xtnet_echo_server(name, &["--port", "0", "--quiet", "--dispatch", dispatch])
 }
 
 fn tokio_server() -> Server {
@@ -173,11 +99,6 @@ fn message(conn: usize, seq: u64) -> [u8; MSG_LEN] {
     }
     m[MSG_LEN - 2..].copy_from_slice(BOUNDARY);
     m
-}
-
-/// Source addresses 127.0.0.<n> so scenarios never run out of ephemeral ports.
-fn source_ip(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
 }
 
 // ---------------------------------------------------------------- throughput
@@ -297,10 +218,6 @@ fn pings(s: &mut TcpStream, rounds: usize, rtts: &mut Vec<f64>) {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p) as usize]
-}
-
 // ---------------------------------------------------------------- many connections
 
 fn open_many(server: &Server, n: usize, first_src: u8) -> Vec<TcpStream> {
@@ -373,35 +290,6 @@ fn held_open(server: &Server, n: usize, src: u8) -> f64 {
 }
 
 // ---------------------------------------------------------------- main
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-}
-
-/// One table row: the three servers' values and the xtnet / tokio ratio.
-fn row(label: &str, v: &[f64], decimals: usize) {
-    println!(
-        "| {label} | {:.d$} | {:.d$} | {:.d$} | {:.2} |",
-        v[0],
-        v[1],
-        v[2],
-        v[1] / v[0],
-        d = decimals
-    );
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

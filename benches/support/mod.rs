@@ -1,0 +1,133 @@
+//! What the benchmarks share: server processes under test and table output.
+#![allow(dead_code)] // each bench uses its own part
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+#[path = "../../tests/support/c_build.rs"]
+mod c_build;
+
+/// A server process under test; `port` is the one its first line names.
+pub struct Server {
+    pub name: &'static str,
+    child: Child,
+    out: BufReader<ChildStdout>,
+    pub port: u16,
+}
+
+/// The number after the word "port" in a line.
+pub fn port_in(line: &str) -> Option<u16> {
+    line.split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+}
+
+impl Server {
+    pub fn start(name: &'static str, mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let port = port_in(&first).unwrap_or_else(|| panic!("{name}: no port in {first:?}"));
+        Server {
+            name,
+            child,
+            out,
+            port,
+        }
+    }
+
+    /// The next line the server printed.
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Stops the server (SIGTERM) and returns the rest of what it printed.
+    pub fn stop(mut self) -> String {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut rest = String::new();
+        let _ = self.out.read_to_string(&mut rest);
+        let _ = self.child.wait();
+        rest
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// User + system CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `c-examples/echo_server` (built against this build's library) with `args`.
+pub fn xtnet_echo_server(name: &'static str, args: &[&str]) -> Server {
+    let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
+    let mut cmd = c_build::example_command(&out.join("echo_server"));
+    cmd.args(args).args(["--max-seconds", "3600"]);
+    Server::start(name, cmd)
+}
+
+/// Source addresses 127.0.0.<n> so scenarios never run out of ephemeral ports.
+pub fn source_ip(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+/// One table row: the servers' values and the ratio of the second to the first.
+pub fn row(label: &str, v: &[f64], decimals: usize) {
+    let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
+    println!("| {label} | {} | {:.2} |", cells.join(" | "), v[1] / v[0]);
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
