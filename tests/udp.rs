@@ -327,3 +327,39 @@ fn a_stalled_host_drops_datagrams_and_counts_every_one() {
         "drops were logged"
     );
 }
+
+#[test]
+fn no_callback_after_the_context_is_freed() {
+    let mut ctx = Ctx::thread();
+    let (_, port) = ctx.udp(0);
+    let count = Arc::new(AtomicUsize::new(0));
+    let c2 = count.clone();
+    ctx.on_datagram(move |_, _, _, _| {
+        c2.fetch_add(1, Ordering::SeqCst);
+    });
+    let flooding = Arc::new(AtomicBool::new(true));
+    let f2 = flooding.clone();
+    let flood = std::thread::spawn(move || {
+        let p = UdpSocket::bind("127.0.0.1:0").unwrap();
+        while f2.load(Ordering::SeqCst) {
+            let _ = p.send_to(b"flood", ("127.0.0.1", port));
+        }
+    });
+    ctx.wait_datagrams(10);
+    let rec = ctx.rec.clone();
+    ctx.free();
+    let at_free = count.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    flooding.store(false, Ordering::SeqCst);
+    flood.join().unwrap();
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        at_free,
+        "a callback ran after free returned"
+    );
+    assert_eq!(rec.releases.load(Ordering::SeqCst), 1);
+    assert!(
+        UdpSocket::bind(("0.0.0.0", port)).is_ok(),
+        "the socket is closed"
+    );
+}

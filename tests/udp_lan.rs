@@ -530,3 +530,26 @@ fn sends_refused_after_a_callback_are_counted_and_logged() {
         "ENETUNREACH is reported as EHOSTUNREACH (101 is XTension's)"
     );
 }
+
+#[test]
+fn two_contexts_share_the_ssdp_port_and_both_get_the_group() {
+    let Some(mut n) = net("two_contexts_share_the_ssdp_port_and_both_get_the_group") else {
+        return;
+    };
+    let (a, aid) = udp_in(&mut n.lab, &n.l, 1900);
+    let (b, bid) = udp_in(&mut n.lab, &n.l, 1900);
+    join(&mut n.lab, &n.l, &a, aid, "239.255.255.250", None);
+    join(&mut n.lab, &n.l, &b, bid, "239.255.255.250", None);
+    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 1901);
+    send(
+        &mut n.lab,
+        &n.s1,
+        &s1,
+        s1id,
+        "239.255.255.250",
+        1900,
+        b"NOTIFY",
+    );
+    assert_eq!(a.wait_datagrams(1)[0].1, b"NOTIFY");
+    assert_eq!(b.wait_datagrams(1)[0].1, b"NOTIFY");
+}
