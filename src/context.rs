@@ -297,29 +297,23 @@ impl Context {
         listener.send(udp::Destination::parse(address, port)?, data)
     }
 
-    /// Joins a multicast group on `interface` (name or address), or on every up,
-    /// multicast-capable interface.
-    pub fn join_multicast_group(
+    /// Joins (`join`) a multicast group on `interface` (name or address), or on every up,
+    /// multicast-capable interface; or leaves it there, or everywhere it was joined.
+    pub fn multicast_membership(
         &self,
         server_id: u32,
         group: &str,
         interface: Option<&str>,
+        join: bool,
     ) -> Result<(), Error> {
         let listener = self.shared.registry.udp_listener(server_id)?;
         let group = udp::parse_group(group)?;
-        listener.join(group, interface.map(udp::interfaces::find).transpose()?)
-    }
-
-    /// Leaves a multicast group on `interface`, or on every interface it was joined on.
-    pub fn leave_multicast_group(
-        &self,
-        server_id: u32,
-        group: &str,
-        interface: Option<&str>,
-    ) -> Result<(), Error> {
-        let listener = self.shared.registry.udp_listener(server_id)?;
-        let group = udp::parse_group(group)?;
-        listener.leave(group, interface.map(udp::interfaces::find).transpose()?)
+        let interface = interface.map(udp::interfaces::find).transpose()?;
+        if join {
+            listener.join(group, interface)
+        } else {
+            listener.leave(group, interface)
+        }
     }
 
     /// The interface a UDP listener sends multicast from (None: every suitable interface).

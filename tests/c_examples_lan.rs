@@ -72,9 +72,9 @@ fn zeroconf_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-#[test]
-fn mdns_browse_finds_a_service_announced_by_python_zeroconf() {
-    let test = "mdns_browse_finds_a_service_announced_by_python_zeroconf";
+/// Runs mdns_browse with `args` in one namespace while python-zeroconf announces the test
+/// service in the other; None when the test must skip.
+fn browse_zeroconf(test: &str, args: &[&str]) -> Option<String> {
     if !available(test)
         || !require(
             zeroconf_installed(),
@@ -82,7 +82,7 @@ fn mdns_browse_finds_a_service_announced_by_python_zeroconf() {
             "python3 -m pip install zeroconf",
         )
     {
-        return;
+        return None;
     }
     let mut lab = Lab::new();
     let (l, s) = pair(&mut lab);
@@ -93,14 +93,21 @@ fn mdns_browse_finds_a_service_announced_by_python_zeroconf() {
         &["10.9.1.2", "20"],
         "registered",
     );
-    let out = run_example(
-        &lab,
-        &l,
-        "mdns_browse",
-        &["--service", "_xtnettest._tcp.local", "--seconds", "3"],
-    );
+    let out = run_example(&lab, &l, "mdns_browse", args);
     let _ = responder.kill();
     let _ = responder.wait();
+    Some(out)
+}
+
+#[test]
+fn mdns_browse_finds_a_service_announced_by_python_zeroconf() {
+    let test = "mdns_browse_finds_a_service_announced_by_python_zeroconf";
+    let Some(out) = browse_zeroconf(
+        test,
+        &["--service", "_xtnettest._tcp.local", "--seconds", "3"],
+    ) else {
+        return;
+    };
     for expected in [
         "from 10.9.1.2: PTR _xtnettest._tcp.local -> Porch Light._xtnettest._tcp.local",
         "from 10.9.1.2: SRV Porch Light._xtnettest._tcp.local -> porch-light.local port 8123",
@@ -114,39 +121,17 @@ fn mdns_browse_finds_a_service_announced_by_python_zeroconf() {
 #[test]
 fn mdns_one_shot_query_from_any_port_gets_a_unicast_answer() {
     let test = "mdns_one_shot_query_from_any_port_gets_a_unicast_answer";
-    if !available(test)
-        || !require(
-            zeroconf_installed(),
-            test,
-            "python3 -m pip install zeroconf",
-        )
-    {
+    let args = [
+        "--service",
+        "_xtnettest._tcp.local",
+        "--seconds",
+        "2",
+        "--port",
+        "0",
+    ];
+    let Some(out) = browse_zeroconf(test, &args) else {
         return;
-    }
-    let mut lab = Lab::new();
-    let (l, s) = pair(&mut lab);
-    let mut responder = python(
-        &lab,
-        &s,
-        "zc_register.py",
-        &["10.9.1.2", "20"],
-        "registered",
-    );
-    let out = run_example(
-        &lab,
-        &l,
-        "mdns_browse",
-        &[
-            "--service",
-            "_xtnettest._tcp.local",
-            "--seconds",
-            "2",
-            "--port",
-            "0",
-        ],
-    );
-    let _ = responder.kill();
-    let _ = responder.wait();
+    };
     assert!(
         out.contains("PTR _xtnettest._tcp.local -> Porch Light._xtnettest._tcp.local"),
         "{out}"

@@ -21,6 +21,15 @@ struct Net {
     s2: String,
 }
 
+/// The three namespaces of the topology.
+#[derive(Clone, Copy)]
+enum Side {
+    L,
+    S1,
+    S2,
+}
+use Side::{L, S1, S2};
+
 fn net(test: &str) -> Option<Net> {
     if !available(test) {
         return None;
@@ -34,54 +43,56 @@ fn net(test: &str) -> Option<Net> {
     Some(Net { lab, l, s1, s2 })
 }
 
-/// A context with a UDP listener on `port`, made inside namespace `ns`.
-fn udp_in(lab: &mut Lab, ns: &str, port: u16) -> (Arc<Ctx>, u32) {
-    lab.run(ns, move || {
-        let ctx = Arc::new(Ctx::thread());
-        let (id, _) = ctx.udp(port);
-        (ctx, id)
-    })
-}
+impl Net {
+    fn name(&self, side: Side) -> String {
+        match side {
+            L => self.l.clone(),
+            S1 => self.s1.clone(),
+            S2 => self.s2.clone(),
+        }
+    }
 
-fn join(
-    lab: &mut Lab,
-    ns: &str,
-    ctx: &Arc<Ctx>,
-    id: u32,
-    group: &str,
-    interface: Option<&str>,
-) -> bool {
-    let (ctx, group, interface) = (ctx.clone(), group.to_owned(), interface.map(str::to_owned));
-    lab.run(ns, move || {
-        let g = std::ffi::CString::new(group).unwrap();
-        let i = interface.map(|i| std::ffi::CString::new(i).unwrap());
-        let ok = unsafe {
-            xt_join_multicast_group_on(
-                ctx.ptr,
-                id,
-                g.as_ptr(),
-                i.as_ref().map_or(std::ptr::null(), |i| i.as_ptr()),
-            )
-        };
-        assert!(ok, "join {:?}: {}", g, last_error_text());
-        ok
-    })
-}
+    /// Runs `f` inside the namespace of `side`.
+    fn run<R: Send + 'static>(&mut self, side: Side, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let ns = self.name(side);
+        self.lab.run(&ns, f)
+    }
 
-fn send(
-    lab: &mut Lab,
-    ns: &str,
-    ctx: &Arc<Ctx>,
-    id: u32,
-    to: &str,
-    port: u16,
-    data: &'static [u8],
-) {
-    let (ctx, to) = (ctx.clone(), to.to_owned());
-    lab.run(ns, move || {
-        let rc = ctx.send_to(id, &to, port, data);
-        assert_eq!(rc, XT_OK, "send to {to}: {}", last_error_text());
-    });
+    /// A context with a UDP listener on `port`, made inside `side`.
+    fn udp(&mut self, side: Side, port: u16) -> (Arc<Ctx>, u32) {
+        self.run(side, move || {
+            let ctx = Arc::new(Ctx::thread());
+            let (id, _) = ctx.udp(port);
+            (ctx, id)
+        })
+    }
+
+    fn join(&mut self, side: Side, ctx: &Arc<Ctx>, id: u32, group: &str, interface: Option<&str>) {
+        let (ctx, group, interface) = (ctx.clone(), group.to_owned(), interface.map(str::to_owned));
+        self.run(side, move || {
+            let g = std::ffi::CString::new(group).unwrap();
+            let i = interface.map(|i| std::ffi::CString::new(i).unwrap());
+            let i = i.as_ref().map_or(std::ptr::null(), |i| i.as_ptr());
+            let ok = unsafe { xt_join_multicast_group_on(ctx.ptr, id, g.as_ptr(), i) };
+            assert!(ok, "join {:?}: {}", g, last_error_text());
+        })
+    }
+
+    fn send(
+        &mut self,
+        side: Side,
+        ctx: &Arc<Ctx>,
+        id: u32,
+        to: &str,
+        port: u16,
+        data: &'static [u8],
+    ) {
+        let (ctx, to) = (ctx.clone(), to.to_owned());
+        self.run(side, move || {
+            let rc = ctx.send_to(id, &to, port, data);
+            assert_eq!(rc, XT_OK, "send to {to}: {}", last_error_text());
+        });
+    }
 }
 
 /// Nothing more than `n` datagrams arrives within a while.
@@ -100,26 +111,10 @@ fn broadcast_crosses_the_link_without_any_setting() {
     let Some(mut n) = net("broadcast_crosses_the_link_without_any_setting") else {
         return;
     };
-    let (listener, _) = udp_in(&mut n.lab, &n.l, 5000);
-    let (sender, sid) = udp_in(&mut n.lab, &n.s1, 5001);
-    send(
-        &mut n.lab,
-        &n.s1,
-        &sender,
-        sid,
-        XT_BROADCAST_ADDRESS,
-        5000,
-        b"limited",
-    );
-    send(
-        &mut n.lab,
-        &n.s1,
-        &sender,
-        sid,
-        "10.9.1.255",
-        5000,
-        b"subnet",
-    );
+    let (listener, _) = n.udp(L, 5000);
+    let (sender, sid) = n.udp(S1, 5001);
+    n.send(S1, &sender, sid, XT_BROADCAST_ADDRESS, 5000, b"limited");
+    n.send(S1, &sender, sid, "10.9.1.255", 5000, b"subnet");
     let got = listener.wait_datagrams(2);
     let mut payloads: Vec<&[u8]> = got.iter().map(|(_, d, _)| d.as_slice()).collect();
     payloads.sort();
@@ -133,18 +128,10 @@ fn broadcast_crosses_the_link_without_any_setting() {
         assert_eq!(info.local_port, 5000);
     }
     // From L, with two links, the limited broadcast goes out of both.
-    let (r1, _) = udp_in(&mut n.lab, &n.s1, 5002);
-    let (r2, _) = udp_in(&mut n.lab, &n.s2, 5002);
-    let (l_sender, lid) = udp_in(&mut n.lab, &n.l, 5003);
-    send(
-        &mut n.lab,
-        &n.l,
-        &l_sender,
-        lid,
-        XT_BROADCAST_ADDRESS,
-        5002,
-        b"everyone",
-    );
+    let (r1, _) = n.udp(S1, 5002);
+    let (r2, _) = n.udp(S2, 5002);
+    let (l_sender, lid) = n.udp(L, 5003);
+    n.send(L, &l_sender, lid, XT_BROADCAST_ADDRESS, 5002, b"everyone");
     assert_eq!(r1.wait_datagrams(1)[0].2.remote_address, "10.9.1.1");
     assert_eq!(r2.wait_datagrams(1)[0].2.remote_address, "10.9.2.1");
 }
@@ -154,30 +141,14 @@ fn ipv4_multicast_join_receive_leave() {
     let Some(mut n) = net("ipv4_multicast_join_receive_leave") else {
         return;
     };
-    let (listener, id) = udp_in(&mut n.lab, &n.l, 1900);
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 1901);
-    let (s2, s2id) = udp_in(&mut n.lab, &n.s2, 1901);
+    let (listener, id) = n.udp(L, 1900);
+    let (s1, s1id) = n.udp(S1, 1901);
+    let (s2, s2id) = n.udp(S2, 1901);
     for group in ["239.255.255.250", "224.0.0.251"] {
-        join(&mut n.lab, &n.l, &listener, id, group, None);
+        n.join(L, &listener, id, group, None);
     }
-    send(
-        &mut n.lab,
-        &n.s1,
-        &s1,
-        s1id,
-        "239.255.255.250",
-        1900,
-        b"ssdp from s1",
-    );
-    send(
-        &mut n.lab,
-        &n.s2,
-        &s2,
-        s2id,
-        "224.0.0.251",
-        1900,
-        b"mdns from s2",
-    );
+    n.send(S1, &s1, s1id, "239.255.255.250", 1900, b"ssdp from s1");
+    n.send(S2, &s2, s2id, "224.0.0.251", 1900, b"mdns from s2");
     let got = listener.wait_datagrams(2);
     let from: Vec<(&[u8], &str)> = got
         .iter()
@@ -196,27 +167,11 @@ fn ipv4_multicast_join_receive_leave() {
         listener.clone(),
         std::ffi::CString::new("239.255.255.250").unwrap(),
     );
-    assert!(n.lab.run(&n.l, move || unsafe {
+    assert!(n.run(L, move || unsafe {
         xt_leave_multicast_group(ctx.ptr, id, g.as_ptr())
     }));
-    send(
-        &mut n.lab,
-        &n.s1,
-        &s1,
-        s1id,
-        "239.255.255.250",
-        1900,
-        b"after leave",
-    );
-    send(
-        &mut n.lab,
-        &n.s1,
-        &s1,
-        s1id,
-        "224.0.0.251",
-        1900,
-        b"other group",
-    );
+    n.send(S1, &s1, s1id, "239.255.255.250", 1900, b"after leave");
+    n.send(S1, &s1, s1id, "224.0.0.251", 1900, b"other group");
     listener.wait_datagrams(3);
     quiet(&listener, 3);
     assert_eq!(listener.datagrams()[2].1, b"other group");
@@ -227,10 +182,10 @@ fn ipv6_multicast_ff02_fb() {
     let Some(mut n) = net("ipv6_multicast_ff02_fb") else {
         return;
     };
-    let (listener, id) = udp_in(&mut n.lab, &n.l, 5353);
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 5353);
-    join(&mut n.lab, &n.l, &listener, id, "ff02::fb", None);
-    send(&mut n.lab, &n.s1, &s1, s1id, "ff02::fb", 5353, b"v6 mdns");
+    let (listener, id) = n.udp(L, 5353);
+    let (s1, s1id) = n.udp(S1, 5353);
+    n.join(L, &listener, id, "ff02::fb", None);
+    n.send(S1, &s1, s1id, "ff02::fb", 5353, b"v6 mdns");
     let got = listener.wait_datagrams(1);
     assert_eq!(got[0].1, b"v6 mdns");
     assert!(
@@ -241,15 +196,7 @@ fn ipv6_multicast_ff02_fb() {
     assert_eq!(got[0].2.remote_port, 5353);
     // A unicast reply to the link-local sender, scoped by interface name.
     let reply_to = format!("{}%e1", got[0].2.remote_address);
-    send(
-        &mut n.lab,
-        &n.l,
-        &listener,
-        id,
-        &reply_to,
-        5353,
-        b"v6 reply",
-    );
+    n.send(L, &listener, id, &reply_to, 5353, b"v6 reply");
     let back = s1.wait_datagrams(1);
     assert_eq!(back[0].1, b"v6 reply");
 }
@@ -259,15 +206,15 @@ fn joining_on_one_interface_by_name_or_address() {
     let Some(mut n) = net("joining_on_one_interface_by_name_or_address") else {
         return;
     };
-    let (by_name, a) = udp_in(&mut n.lab, &n.l, 6000);
-    let (by_addr, b) = udp_in(&mut n.lab, &n.l, 6001);
-    join(&mut n.lab, &n.l, &by_name, a, "239.7.7.7", Some("e1"));
-    join(&mut n.lab, &n.l, &by_addr, b, "239.7.7.7", Some("10.9.2.1"));
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 6002);
-    let (s2, s2id) = udp_in(&mut n.lab, &n.s2, 6002);
+    let (by_name, a) = n.udp(L, 6000);
+    let (by_addr, b) = n.udp(L, 6001);
+    n.join(L, &by_name, a, "239.7.7.7", Some("e1"));
+    n.join(L, &by_addr, b, "239.7.7.7", Some("10.9.2.1"));
+    let (s1, s1id) = n.udp(S1, 6002);
+    let (s2, s2id) = n.udp(S2, 6002);
     for port in [6000, 6001] {
-        send(&mut n.lab, &n.s1, &s1, s1id, "239.7.7.7", port, b"via e1");
-        send(&mut n.lab, &n.s2, &s2, s2id, "239.7.7.7", port, b"via e2");
+        n.send(S1, &s1, s1id, "239.7.7.7", port, b"via e1");
+        n.send(S2, &s2, s2id, "239.7.7.7", port, b"via e2");
     }
     assert_eq!(by_name.wait_datagrams(1)[0].1, b"via e1");
     assert_eq!(by_addr.wait_datagrams(1)[0].1, b"via e2");
@@ -280,11 +227,11 @@ fn a_listener_receives_only_the_groups_it_joined() {
     let Some(mut n) = net("a_listener_receives_only_the_groups_it_joined") else {
         return;
     };
-    let (listener, id) = udp_in(&mut n.lab, &n.l, 7000);
-    join(&mut n.lab, &n.l, &listener, id, "239.1.1.1", None);
+    let (listener, id) = n.udp(L, 7000);
+    n.join(L, &listener, id, "239.1.1.1", None);
     // Another program on the same port (SO_REUSEADDR, like avahi or Python's zeroconf) joins
     // another group.
-    let other = n.lab.run(&n.l, || {
+    let other = n.run(L, || {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         s.set_reuse_address(true).unwrap();
         s.bind(&SocketAddr::from(([0, 0, 0, 0], 7000)).into())
@@ -294,20 +241,12 @@ fn a_listener_receives_only_the_groups_it_joined() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         UdpSocket::from(s)
     });
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 7001);
-    send(
-        &mut n.lab,
-        &n.s1,
-        &s1,
-        s1id,
-        "239.1.1.2",
-        7000,
-        b"not yours",
-    );
+    let (s1, s1id) = n.udp(S1, 7001);
+    n.send(S1, &s1, s1id, "239.1.1.2", 7000, b"not yours");
     let mut buf = [0u8; 64];
     let (len, _) = other.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..len], b"not yours", "the other program got its group");
-    send(&mut n.lab, &n.s1, &s1, s1id, "239.1.1.1", 7000, b"yours");
+    n.send(S1, &s1, s1id, "239.1.1.1", 7000, b"yours");
     assert_eq!(listener.wait_datagrams(1)[0].1, b"yours");
     quiet(&listener, 1);
 }
@@ -317,39 +256,23 @@ fn multicast_goes_out_of_every_interface_or_the_chosen_one() {
     let Some(mut n) = net("multicast_goes_out_of_every_interface_or_the_chosen_one") else {
         return;
     };
-    let (r1, r1id) = udp_in(&mut n.lab, &n.s1, 8000);
-    let (r2, r2id) = udp_in(&mut n.lab, &n.s2, 8000);
-    join(&mut n.lab, &n.s1, &r1, r1id, "239.8.8.8", None);
-    join(&mut n.lab, &n.s2, &r2, r2id, "239.8.8.8", None);
-    let (sender, sid) = udp_in(&mut n.lab, &n.l, 8001);
-    send(
-        &mut n.lab,
-        &n.l,
-        &sender,
-        sid,
-        "239.8.8.8",
-        8000,
-        b"to all links",
-    );
+    let (r1, r1id) = n.udp(S1, 8000);
+    let (r2, r2id) = n.udp(S2, 8000);
+    n.join(S1, &r1, r1id, "239.8.8.8", None);
+    n.join(S2, &r2, r2id, "239.8.8.8", None);
+    let (sender, sid) = n.udp(L, 8001);
+    n.send(L, &sender, sid, "239.8.8.8", 8000, b"to all links");
     assert_eq!(r1.wait_datagrams(1)[0].2.remote_address, "10.9.1.1");
     assert_eq!(r2.wait_datagrams(1)[0].2.remote_address, "10.9.2.1");
     let ctx = sender.clone();
-    n.lab.run(&n.l, move || {
+    n.run(L, move || {
         let e2 = std::ffi::CString::new("e2").unwrap();
         assert_eq!(
             unsafe { xt_set_multicast_interface(ctx.ptr, sid, e2.as_ptr()) },
             XT_OK
         );
     });
-    send(
-        &mut n.lab,
-        &n.l,
-        &sender,
-        sid,
-        "239.8.8.8",
-        8000,
-        b"e2 only",
-    );
+    n.send(L, &sender, sid, "239.8.8.8", 8000, b"e2 only");
     assert_eq!(r2.wait_datagrams(2)[1].1, b"e2 only");
     quiet(&r1, 1);
 }
@@ -388,7 +311,7 @@ fn multicast_ttl_and_loop() {
     let Some(mut n) = net("multicast_ttl_and_loop") else {
         return;
     };
-    let receiver = n.lab.run(&n.s1, || {
+    let receiver = n.run(S1, || {
         let s = UdpSocket::bind("0.0.0.0:9000").unwrap();
         s.join_multicast_v4(&Ipv4Addr::new(239, 9, 9, 9), &Ipv4Addr::new(10, 9, 1, 2))
             .unwrap();
@@ -406,19 +329,11 @@ fn multicast_ttl_and_loop() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s
     });
-    let (sender, sid) = udp_in(&mut n.lab, &n.l, 9001);
+    let (sender, sid) = n.udp(L, 9001);
     // A listener on the sender's own host, in the group, to see the loop setting.
-    let (local, lid) = udp_in(&mut n.lab, &n.l, 9000);
-    join(&mut n.lab, &n.l, &local, lid, "239.9.9.9", None);
-    send(
-        &mut n.lab,
-        &n.l,
-        &sender,
-        sid,
-        "239.9.9.9",
-        9000,
-        b"ttl default",
-    );
+    let (local, lid) = n.udp(L, 9000);
+    n.join(L, &local, lid, "239.9.9.9", None);
+    n.send(L, &sender, sid, "239.9.9.9", 9000, b"ttl default");
     assert_eq!(
         recv_ttl(&receiver),
         (b"ttl default".to_vec(), 1),
@@ -433,19 +348,11 @@ fn multicast_ttl_and_loop() {
     std::thread::sleep(Duration::from_millis(300));
     let looped = local.datagrams().len();
     let ctx = sender.clone();
-    n.lab.run(&n.l, move || unsafe {
+    n.run(L, move || unsafe {
         assert_eq!(xt_set_multicast_ttl(ctx.ptr, sid, 7), XT_OK);
         assert_eq!(xt_set_multicast_loop(ctx.ptr, sid, false), XT_OK);
     });
-    send(
-        &mut n.lab,
-        &n.l,
-        &sender,
-        sid,
-        "239.9.9.9",
-        9000,
-        b"ttl seven",
-    );
+    n.send(L, &sender, sid, "239.9.9.9", 9000, b"ttl seven");
     assert_eq!(recv_ttl(&receiver), (b"ttl seven".to_vec(), 7));
     quiet(&local, looped);
 }
@@ -478,10 +385,10 @@ print(data.decode(), addr[0], flush=True)
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
-    let (listener, id) = udp_in(&mut n.lab, &n.l, 5353);
-    join(&mut n.lab, &n.l, &listener, id, "224.0.0.251", None);
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 5354);
-    send(&mut n.lab, &n.s1, &s1, s1id, "224.0.0.251", 5353, b"shared");
+    let (listener, id) = n.udp(L, 5353);
+    n.join(L, &listener, id, "224.0.0.251", None);
+    let (s1, s1id) = n.udp(S1, 5354);
+    n.send(S1, &s1, s1id, "224.0.0.251", 5353, b"shared");
     assert_eq!(listener.wait_datagrams(1)[0].1, b"shared");
     line.clear();
     out.read_line(&mut line).unwrap();
@@ -498,7 +405,7 @@ fn sends_refused_after_a_callback_are_counted_and_logged() {
     let Some(mut n) = net("sends_refused_after_a_callback_are_counted_and_logged") else {
         return;
     };
-    let (listener, id) = udp_in(&mut n.lab, &n.l, 9100);
+    let (listener, id) = n.udp(L, 9100);
     let codes = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let c2 = codes.clone();
     listener.on_datagram(move |r, server, _, _| {
@@ -507,8 +414,8 @@ fn sends_refused_after_a_callback_are_counted_and_logged() {
         let rc = unsafe { xt_send_datagram(r.ctx(), server, to.as_ptr(), 9, b"x".as_ptr(), 1) };
         c2.lock().push(rc);
     });
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 9101);
-    send(&mut n.lab, &n.s1, &s1, s1id, "10.9.1.1", 9100, b"trigger");
+    let (s1, s1id) = n.udp(S1, 9101);
+    n.send(S1, &s1, s1id, "10.9.1.1", 9100, b"trigger");
     listener.wait_until("the refusal logged", Duration::from_secs(10), |evs| {
         evs.iter()
             .any(|e| matches!(e, Ev::Log(XT_LOG_WARNING, m) if m.contains("failed")))
@@ -536,20 +443,12 @@ fn two_contexts_share_the_ssdp_port_and_both_get_the_group() {
     let Some(mut n) = net("two_contexts_share_the_ssdp_port_and_both_get_the_group") else {
         return;
     };
-    let (a, aid) = udp_in(&mut n.lab, &n.l, 1900);
-    let (b, bid) = udp_in(&mut n.lab, &n.l, 1900);
-    join(&mut n.lab, &n.l, &a, aid, "239.255.255.250", None);
-    join(&mut n.lab, &n.l, &b, bid, "239.255.255.250", None);
-    let (s1, s1id) = udp_in(&mut n.lab, &n.s1, 1901);
-    send(
-        &mut n.lab,
-        &n.s1,
-        &s1,
-        s1id,
-        "239.255.255.250",
-        1900,
-        b"NOTIFY",
-    );
+    let (a, aid) = n.udp(L, 1900);
+    let (b, bid) = n.udp(L, 1900);
+    n.join(L, &a, aid, "239.255.255.250", None);
+    n.join(L, &b, bid, "239.255.255.250", None);
+    let (s1, s1id) = n.udp(S1, 1901);
+    n.send(S1, &s1, s1id, "239.255.255.250", 1900, b"NOTIFY");
     assert_eq!(a.wait_datagrams(1)[0].1, b"NOTIFY");
     assert_eq!(b.wait_datagrams(1)[0].1, b"NOTIFY");
 }

@@ -111,16 +111,8 @@ pub unsafe extern "C" fn xt_join_multicast_group_on(
     group: *const c_char,
     interface: *const c_char,
 ) -> bool {
-    ffi_body!(false, {
-        // SAFETY: per this function's contract.
-        let result = unsafe { context(ctx) }.and_then(|c| {
-            // SAFETY: per this function's contract.
-            let (group, interface) =
-                unsafe { (str_arg(group, "group")?, interface_arg(interface)?) };
-            c.join_multicast_group(server_id, group, interface)
-        });
-        value_or(result.map(|()| true), false)
-    })
+    // SAFETY: per this function's contract.
+    unsafe { membership(ctx, server_id, group, interface, true) }
 }
 
 /// Leaves `group` on one interface (as for `xt_join_multicast_group_on`), or on every interface
@@ -135,13 +127,28 @@ pub unsafe extern "C" fn xt_leave_multicast_group_on(
     group: *const c_char,
     interface: *const c_char,
 ) -> bool {
+    // SAFETY: per this function's contract.
+    unsafe { membership(ctx, server_id, group, interface, false) }
+}
+
+/// Joins (`join`) or leaves a group: the body of the four membership calls.
+///
+/// # Safety
+/// As for `xt_join_multicast_group_on`.
+unsafe fn membership(
+    ctx: *mut XtContext,
+    server_id: u32,
+    group: *const c_char,
+    interface: *const c_char,
+    join: bool,
+) -> bool {
     ffi_body!(false, {
         // SAFETY: per this function's contract.
         let result = unsafe { context(ctx) }.and_then(|c| {
             // SAFETY: per this function's contract.
             let (group, interface) =
                 unsafe { (str_arg(group, "group")?, interface_arg(interface)?) };
-            c.leave_multicast_group(server_id, group, interface)
+            c.multicast_membership(server_id, group, interface, join)
         });
         value_or(result.map(|()| true), false)
     })
