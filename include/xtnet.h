@@ -414,6 +414,187 @@ int32_t xt_wakeup_fd(const struct XtContext *ctx);
 int64_t xt_get_stat(const struct XtContext *ctx, uint32_t stat);
 
 /**
+ * Starts an HTTP/1.1 server (XTension's "HTML listener") on `port` (0: any free port). Each
+ * request, read whole, goes to the `page_request` callback, which answers inline; without
+ * that callback every request gets 404. Limits come from the `XT_OPT_HTTP_*` options.
+ *
+ * Returns the listener id, or 0 with `xt_last_error` set: 107 for ports 1..1023 (unless
+ * allowed), 105 for a busy port, 1001 for NULL ctx, 106 while the context is being freed.
+ * Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+uint32_t xt_start_html_listener(struct XtContext *ctx, uint16_t port);
+
+/**
+ * Stops an HTTP listener: when it returns its port and connections are closed and none of
+ * its `page_request` callbacks runs or will run (requests not yet answered get 503; called
+ * from its own callback, that callback finishes first).
+ *
+ * Returns false with `xt_last_error` set: 106 for an unknown, stopped or non-HTTP id, 1001
+ * for NULL ctx. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+bool xt_stop_html_listener(struct XtContext *ctx, uint32_t server_id);
+
+/**
+ * The request method ("GET", "POST", ...). Borrowed; valid during the callback.
+ * NULL with `xt_last_error` 106 outside `page_request`, 1001 for NULL.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+const char *xt_http_request_method(const struct XtHttpRequest *r);
+
+/**
+ * The path, percent-decoded, without the query ("/a b" for "/a%20b?x=1"). Borrowed.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+const char *xt_http_request_path(const struct XtHttpRequest *r);
+
+/**
+ * The raw query, without '?' ("x=1&y=a%20b"); "" if none. Borrowed.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+const char *xt_http_request_query(const struct XtHttpRequest *r);
+
+/**
+ * The value of the first header called `name` (any case); NULL if there is none (then
+ * `xt_last_error` is not changed) or on error (NULL arguments: 1001; outside the callback:
+ * 106). Borrowed.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback; `name` is NULL or NUL-terminated.
+ */
+const char *xt_http_request_header(const struct XtHttpRequest *r, const char *name);
+
+/**
+ * How many headers the request has (0 with `xt_last_error` set on error).
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+size_t xt_http_request_header_count(const struct XtHttpRequest *r);
+
+/**
+ * Header `i` (0-based, in the order received; names in lower case) into `*name` and `*value`.
+ * Borrowed. False with `xt_last_error` set for an index past the end (1001) or other errors.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback; `name` and `value` are NULL or
+ * point to writable pointers.
+ */
+bool xt_http_request_header_at(const struct XtHttpRequest *r, size_t i, const char **name, const char **value);
+
+/**
+ * The body, as received (after de-chunking), and its length in `*len`. Borrowed. Never NULL
+ * for a valid request (an empty body has length 0); NULL with `xt_last_error` set on error
+ * (1001 when `len` is NULL).
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback; `len` is NULL or writable.
+ */
+const uint8_t *xt_http_request_body(const struct XtHttpRequest *r, size_t *len);
+
+/**
+ * How many form fields the request has: the query's, then those of an
+ * `application/x-www-form-urlencoded` body or the text fields of a `multipart/form-data` one.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+size_t xt_http_request_form_count(const struct XtHttpRequest *r);
+
+/**
+ * Form field `i` (decoded: '+' and %xx) into `*name` and `*value`. Borrowed. False with
+ * `xt_last_error` set past the end (1001) or on other errors.
+ *
+ * # Safety
+ * As `xt_http_request_header_at`.
+ */
+bool xt_http_request_form_at(const struct XtHttpRequest *r, size_t i, const char **name, const char **value);
+
+/**
+ * The value of the first form field called `name` (exact match); NULL if absent (then
+ * `xt_last_error` is not changed) or on error. Borrowed.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback; `name` is NULL or NUL-terminated.
+ */
+const char *xt_http_request_form_value(const struct XtHttpRequest *r, const char *name);
+
+/**
+ * How many files a `multipart/form-data` request carries.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+size_t xt_http_request_file_count(const struct XtHttpRequest *r);
+
+/**
+ * File `i` of a multipart form: its field name, file name ("" if none), content type ("" if
+ * none) and bytes. Any out pointer may be NULL when not wanted. Borrowed. False with
+ * `xt_last_error` set past the end (1001) or on other errors.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback; each out pointer is NULL or
+ * writable.
+ */
+bool xt_http_request_file_at(const struct XtHttpRequest *r, size_t i, const char **field, const char **filename, const char **content_type, const uint8_t **data, size_t *len);
+
+/**
+ * The requester, as for a TCP connection (its `unique_id` is the HTTP connection's id, which
+ * is not a TCP connection id: `xt_send_data` does not take it). Borrowed; valid during the
+ * callback.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+const struct XtConnectionInfo *xt_http_request_info(const struct XtHttpRequest *r);
+
+/**
+ * The response status, 100..=999 (default 200).
+ *
+ * Returns `XT_OK`, 1001 for a status outside that range or NULL, 106 outside `page_request`.
+ *
+ * # Safety
+ * `resp` is NULL or the response of a `page_request` callback.
+ */
+int32_t xt_http_response_set_status(struct XtHttpResponse *resp, uint16_t status);
+
+/**
+ * Adds a response header (copied; added as given, several with one name are kept). xtnet sets
+ * Content-Length (and never chunks), Date, and Content-Type "text/html; charset=utf-8" for a
+ * body without one.
+ *
+ * Returns `XT_OK`, 1001 for NULL, an invalid name or value, or Content-Length /
+ * Transfer-Encoding; 106 outside `page_request`.
+ *
+ * # Safety
+ * `resp` is NULL or the response of a `page_request` callback; `name` and `value` are NULL or
+ * NUL-terminated.
+ */
+int32_t xt_http_response_add_header(struct XtHttpResponse *resp, const char *name, const char *value);
+
+/**
+ * The response body: `len` bytes, copied (a later call replaces it).
+ *
+ * Returns `XT_OK`, 1001 for NULL with a length, 106 outside `page_request`.
+ *
+ * # Safety
+ * `resp` is NULL or the response of a `page_request` callback; `data` is NULL or points to
+ * `len` bytes.
+ */
+int32_t xt_http_response_set_body(struct XtHttpResponse *resp, const uint8_t *data, size_t len);
+
+/**
  * The library version, "MAJOR.MINOR.PATCH".
  *
  * Static storage: never free it. Any thread.

@@ -273,6 +273,18 @@ impl Context {
         Ok(())
     }
 
+    /// Starts an HTTP ("HTML") listener; returns its id.
+    pub fn start_html_listener(&self, port: u16) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        crate::http::start_listener(&self.shared, port)
+    }
+
+    /// Stops an HTTP listener: its socket and connections are closed and none of its callbacks
+    /// runs when this returns (a call from its own callback lets that callback finish).
+    pub fn stop_html_listener(&self, server_id: u32) -> Result<(), Error> {
+        crate::http::stop_listener(&self.shared, server_id)
+    }
+
     /// Starts a UDP listener; returns its id.
     pub fn start_udp_listener(&self, port: u16) -> Result<u32, Error> {
         self.shared.check_open()?;
@@ -450,8 +462,12 @@ impl Context {
         };
         let shared = self.shared.clone();
         shared.closing.store(true, Ordering::SeqCst);
-        for udp in shared.registry.udp_listeners() {
-            udp.close();
+        let (udp, http) = shared.registry.listener_states();
+        for u in udp {
+            u.close();
+        }
+        for h in http {
+            h.close();
         }
         shared.registry.stop_all_listeners();
         for conn in shared.registry.connections(None) {

@@ -6,6 +6,7 @@
 //! so replies to many messages leave in one system call.
 
 use crate::context::Backlog;
+use crate::http::{HttpListener, HttpRequest, HttpResponse};
 use crate::info::ConnectionInfo;
 use crate::tcp::Connection;
 use crate::udp::{Datagram, DatagramInfo, UdpListener};
@@ -18,6 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Severity of a `log` event, as the C surface numbers it (`XT_LOG_*`).
 #[repr(i32)]
@@ -46,6 +48,14 @@ pub trait Host: Send + Sync {
     fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo) {}
     /// The final event of a connection: it is closed, with why.
     fn socket_error(&self, _id: u64, _info: &ConnectionInfo, _code: i32, _message: &CStr) {}
+    /// Whether `page_request` should be called at all (false: every request gets 404).
+    fn wants_page_request(&self) -> bool {
+        false
+    }
+    /// An HTTP request arrived on listener `server_id`: fill `response` before returning.
+    fn page_request(&self, _server_id: u32, _request: &HttpRequest, response: &mut HttpResponse) {
+        *response = HttpResponse::with_status(404);
+    }
     /// A datagram arrived on UDP listener `server_id`.
     fn received_datagram(&self, _server_id: u32, _data: &[u8], _info: &DatagramInfo) {}
     /// A message from the library.
@@ -69,6 +79,12 @@ pub(crate) enum Event {
         conn: Arc<Connection>,
         code: i32,
         message: CString,
+    },
+    /// An HTTP request; the host's answer goes back through `reply`.
+    PageRequest {
+        listener: Arc<HttpListener>,
+        request: Box<HttpRequest>,
+        reply: oneshot::Sender<HttpResponse>,
     },
     /// Every datagram one receive call gave.
     Datagrams {
@@ -95,7 +111,7 @@ impl Event {
             | Event::Connected { conn }
             | Event::Data { conn, .. }
             | Event::SocketError { conn, .. } => Some(conn),
-            Event::Datagrams { .. } | Event::Log { .. } => None,
+            Event::Datagrams { .. } | Event::PageRequest { .. } | Event::Log { .. } => None,
         }
     }
 
@@ -129,6 +145,16 @@ impl Event {
                 listener,
                 datagrams,
             } => return listener.deliver(host, datagrams),
+            Event::PageRequest {
+                listener,
+                request,
+                reply,
+            } => {
+                // Dropping `reply` (a stopped listener) answers 503.
+                if let Some(response) = listener.deliver(host, &request) {
+                    let _ = reply.send(response);
+                }
+            }
             Event::Log { level, message } => host.log(level, &message),
         }
         1

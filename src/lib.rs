@@ -15,6 +15,10 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod framing;
 /// cbindgen:ignore
+mod gate;
+/// cbindgen:ignore
+pub mod http;
+/// cbindgen:ignore
 pub mod info;
 /// cbindgen:ignore
 pub mod options;

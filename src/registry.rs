@@ -4,6 +4,7 @@
 //! them up gets 106 rather than another object. Ids are never 0 and never reused.
 
 use crate::error::Error;
+use crate::http::HttpListener;
 use crate::tcp::Connection;
 use crate::udp::UdpListener;
 use parking_lot::{Mutex, RwLock};
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub enum ListenerKind {
     Tcp,
     Udp,
+    Http,
 }
 
 impl ListenerKind {
@@ -24,6 +26,25 @@ impl ListenerKind {
         match self {
             ListenerKind::Tcp => "TCP listener",
             ListenerKind::Udp => "UDP listener",
+            ListenerKind::Http => "HTML (HTTP) listener",
+        }
+    }
+}
+
+/// A listener's state that calls by id need (a TCP listener needs none: its connections are
+/// registered on their own).
+pub(crate) enum ListenerState {
+    Tcp,
+    Udp(Arc<UdpListener>),
+    Http(Arc<HttpListener>),
+}
+
+impl ListenerState {
+    fn kind(&self) -> ListenerKind {
+        match self {
+            ListenerState::Tcp => ListenerKind::Tcp,
+            ListenerState::Udp(_) => ListenerKind::Udp,
+            ListenerState::Http(_) => ListenerKind::Http,
         }
     }
 }
@@ -64,11 +85,9 @@ pub(crate) struct ListenerStopped {
 }
 
 pub(crate) struct Listener {
-    pub kind: ListenerKind,
     pub port: u16,
     stop: ListenerStop,
-    /// A UDP listener's state, for sending and group membership by id.
-    udp: Option<Arc<UdpListener>>,
+    state: ListenerState,
 }
 
 #[derive(Default)]
@@ -88,84 +107,84 @@ impl Registry {
             .map_err(|_| Error::invalid_state("no listener ids left in this context"))
     }
 
-    pub(crate) fn add_listener(&self, id: u32, kind: ListenerKind, port: u16, stop: ListenerStop) {
-        let udp = None;
-        self.listeners.lock().insert(
-            id,
-            Listener {
-                kind,
-                port,
-                stop,
-                udp,
-            },
-        );
-    }
-
-    pub(crate) fn add_udp_listener(
+    pub(crate) fn add_listener(
         &self,
         id: u32,
         port: u16,
         stop: ListenerStop,
-        udp: Arc<UdpListener>,
+        state: ListenerState,
     ) {
-        self.listeners.lock().insert(
-            id,
-            Listener {
-                kind: ListenerKind::Udp,
-                port,
-                stop,
-                udp: Some(udp),
-            },
-        );
+        self.listeners
+            .lock()
+            .insert(id, Listener { port, stop, state });
     }
 
     /// The UDP listener `id` (106 for an unknown, stopped or other-kind id).
     pub(crate) fn udp_listener(&self, id: u32) -> Result<Arc<UdpListener>, Error> {
         let listeners = self.listeners.lock();
-        let l = listeners.get(&id);
-        Self::check_kind(id, l, Some(ListenerKind::Udp))?;
-        Ok(l.and_then(|l| l.udp.clone())
-            .expect("a UDP listener entry holds its state"))
+        match listeners.get(&id).map(|l| &l.state) {
+            Some(ListenerState::Udp(u)) => Ok(u.clone()),
+            other => Err(Self::kind_error(id, other, ListenerKind::Udp)),
+        }
     }
 
-    /// Every UDP listener (the context is going away).
-    pub(crate) fn udp_listeners(&self) -> Vec<Arc<UdpListener>> {
-        self.listeners
-            .lock()
+    /// The HTTP listener `id` (106 for an unknown, stopped or other-kind id).
+    pub(crate) fn http_listener(&self, id: u32) -> Result<Arc<HttpListener>, Error> {
+        let listeners = self.listeners.lock();
+        match listeners.get(&id).map(|l| &l.state) {
+            Some(ListenerState::Http(h)) => Ok(h.clone()),
+            other => Err(Self::kind_error(id, other, ListenerKind::Http)),
+        }
+    }
+
+    /// Every UDP and HTTP listener's state (the context is going away).
+    pub(crate) fn listener_states(&self) -> (Vec<Arc<UdpListener>>, Vec<Arc<HttpListener>>) {
+        let listeners = self.listeners.lock();
+        let udp = listeners
             .values()
-            .filter_map(|l| l.udp.clone())
-            .collect()
+            .filter_map(|l| match &l.state {
+                ListenerState::Udp(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let http = listeners
+            .values()
+            .filter_map(|l| match &l.state {
+                ListenerState::Http(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        (udp, http)
     }
 
-    fn check_kind(
-        id: u32,
-        listener: Option<&Listener>,
-        kind: Option<ListenerKind>,
-    ) -> Result<(), Error> {
-        match listener {
-            None => Err(Error::invalid_state(format!("no listener with id {id}"))),
-            Some(l) if kind.is_some_and(|k| k != l.kind) => Err(Error::invalid_state(format!(
+    fn kind_error(id: u32, found: Option<&ListenerState>, wanted: ListenerKind) -> Error {
+        match found {
+            None => Error::invalid_state(format!("no listener with id {id}")),
+            Some(state) => Error::invalid_state(format!(
                 "id {id} is a {}, not a {}",
-                l.kind.name(),
-                kind.map_or("", |k| k.name())
-            ))),
-            Some(_) => Ok(()),
+                state.kind().name(),
+                wanted.name()
+            )),
         }
     }
 
     /// The bound port of a listener of any kind.
     pub(crate) fn listener_port(&self, id: u32) -> Result<u16, Error> {
-        let listeners = self.listeners.lock();
-        let l = listeners.get(&id);
-        Self::check_kind(id, l, None)?;
-        Ok(l.map_or(0, |l| l.port))
+        self.listeners
+            .lock()
+            .get(&id)
+            .map(|l| l.port)
+            .ok_or_else(|| Error::invalid_state(format!("no listener with id {id}")))
     }
 
     /// Removes a listener of `kind` and stops it; returns once its socket is closed.
     pub(crate) fn stop_listener(&self, id: u32, kind: ListenerKind) -> Result<(), Error> {
         let listener = {
             let mut listeners = self.listeners.lock();
-            Self::check_kind(id, listeners.get(&id), Some(kind))?;
+            let state = listeners.get(&id).map(|l| &l.state);
+            if state.is_none_or(|s| s.kind() != kind) {
+                return Err(Self::kind_error(id, state, kind));
+            }
             listeners.remove(&id)
         };
         if let Some(l) = listener {

@@ -11,6 +11,7 @@
 //! | `log`              | the library has something to say                 | level (`XT_LOG_*`), text               |
 
 use crate::events::{Host, LogLevel};
+use crate::http::{HttpRequest, HttpResponse};
 use crate::info::{decimal_c, ConnectionInfo};
 use crate::udp::DatagramInfo;
 use std::ffi::{c_char, c_void, CStr};
@@ -179,6 +180,8 @@ impl XtCallbacks {
 /// The host's table, as the core's [`Host`].
 pub(crate) struct CHost {
     pub(crate) table: XtCallbacks,
+    /// Where `page_request` finds its request and response.
+    pub(crate) http: super::http::HttpSlot,
 }
 
 // SAFETY: the table holds C function pointers and an opaque `user_data` that xtnet never
@@ -190,7 +193,7 @@ unsafe impl Send for CHost {}
 unsafe impl Sync for CHost {}
 
 /// The C view of `info`, borrowing its texts; `id_text` holds the unique-id text.
-fn c_info(
+pub(crate) fn c_info(
     info: &ConnectionInfo,
     id_text: &mut [u8; 21],
     error_number: i32,
@@ -268,6 +271,22 @@ impl Host for CHost {
                 )
             }
         }
+    }
+
+    fn wants_page_request(&self) -> bool {
+        self.table.page_request.is_some()
+    }
+
+    fn page_request(&self, server_id: u32, request: &HttpRequest, response: &mut HttpResponse) {
+        let Some(f) = self.table.page_request else {
+            *response = HttpResponse::with_status(404);
+            return;
+        };
+        self.http.run(request, response, |req, resp| {
+            // SAFETY: the host's function with its user_data; the request and response are
+            // reachable through the pointers (and the accessors) until it returns.
+            unsafe { f(self.table.user_data, server_id, req, resp) }
+        });
     }
 
     fn received_datagram(&self, server_id: u32, data: &[u8], info: &DatagramInfo) {

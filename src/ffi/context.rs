@@ -96,7 +96,10 @@ pub unsafe extern "C" fn xt_context_new(
             };
             // SAFETY: per this function's contract.
             let table = unsafe { copy_table(callbacks) }?;
-            let host = Arc::new(CHost { table });
+            let host = Arc::new(CHost {
+                table,
+                http: super::http::HttpSlot::new(),
+            });
             let inner = Context::new(host, dispatch)?;
             Ok(Box::into_raw(Box::new(XtContext { inner, table })))
         })();

@@ -8,6 +8,7 @@ use std::ffi::{c_char, CStr, CString};
 
 pub mod callbacks;
 pub mod context;
+pub mod http;
 pub mod library;
 pub mod options;
 pub mod tcp;

@@ -6,45 +6,12 @@ use crate::context::Shared;
 use crate::error::Error;
 use crate::events::{Event, LogLevel};
 use crate::info::ConnectionInfo;
-use crate::ports::{bind_error, check_port, listen_addresses};
-use crate::registry::{ListenerKind, ListenerStop, ListenerStopped};
-use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{IpAddr, SocketAddr};
+use crate::ports::open_stream_listener;
+use crate::registry::{ListenerKind, ListenerState, ListenerStop, ListenerStopped};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-
-fn bind_tcp(bind: Option<IpAddr>, port: u16, backlog: i32) -> Result<std::net::TcpListener, Error> {
-    let mut last = None;
-    for addr in listen_addresses(bind, port) {
-        let attempt = (|| {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            // Rebinding a port with connections in TIME_WAIT is normal on Unix; another live
-            // listener on it still fails with EADDRINUSE (no SO_REUSEPORT: TCP stays exclusive).
-            socket.set_reuse_address(true)?;
-            if addr.is_ipv6() && bind.is_none() {
-                socket.set_only_v6(false)?;
-            }
-            socket.bind(&addr.into())?;
-            socket.listen(backlog)?;
-            socket.set_nonblocking(true)?;
-            Ok::<_, std::io::Error>(std::net::TcpListener::from(socket))
-        })();
-        match attempt {
-            Ok(l) => return Ok(l),
-            // No IPv6 on this machine: fall back to IPv4 only.
-            Err(e) if bind.is_none() && addr.is_ipv6() && is_no_ipv6(&e) => {
-                last = Some(bind_error("TCP", addr, &e))
-            }
-            Err(e) => return Err(bind_error("TCP", addr, &e)),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::invalid_argument("no address to listen on")))
-}
-
-fn is_no_ipv6(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(c) if c == libc::EAFNOSUPPORT || c == libc::EADDRNOTAVAIL || c == libc::EPROTONOSUPPORT)
-}
 
 /// Starts a framed TCP listener and returns its id.
 pub(crate) fn start_listener(
@@ -53,22 +20,8 @@ pub(crate) fn start_listener(
     boundary: &[u8],
 ) -> Result<u32, Error> {
     let settings = Settings::new(shared, boundary)?;
-    let (allow_privileged, bind, backlog) = {
-        let o = shared.options.lock();
-        (o.allow_privileged_ports, o.bind_address, o.listen_backlog)
-    };
-    check_port(port, allow_privileged)?;
-    let std_listener = bind_tcp(bind, port, backlog)?;
-    let local_port = std_listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the bound address", &e))?
-        .port();
+    let (listener, local_port) = open_stream_listener(shared, port)?;
     let id = shared.registry.next_listener_id()?;
-    let listener = {
-        let _runtime = shared.runtime.enter();
-        TcpListener::from_std(std_listener)
-            .map_err(|e| Error::io("registering the listener", &e))?
-    };
     let (stop, stopped) = ListenerStop::new();
     let guard = shared.task_guard();
     let task_shared = shared.clone();
@@ -78,7 +31,7 @@ pub(crate) fn start_listener(
     });
     shared
         .registry
-        .add_listener(id, ListenerKind::Tcp, local_port, stop);
+        .add_listener(id, local_port, stop, ListenerState::Tcp);
     shared.log(
         LogLevel::Info,
         &format!(

@@ -15,11 +15,12 @@ mod socket;
 use crate::context::Shared;
 use crate::error::{self, Error};
 use crate::events::{self, Event, LogLevel};
+use crate::gate::CallbackGate;
 use crate::info::c_text;
 use crate::ports::check_port;
-use crate::registry::{ListenerKind, ListenerStop, ListenerStopped};
+use crate::registry::{ListenerKind, ListenerState, ListenerStop, ListenerStopped};
 use interfaces::Interface;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use socket::Batch;
 pub(crate) use socket::Datagram;
 use std::ffi::CString;
@@ -83,10 +84,8 @@ pub(crate) struct UdpListener {
     pub(crate) port: u16,
     ctx_id: u64,
     sockets: RwLock<Option<Arc<Sockets>>>,
-    stopped: AtomicBool,
-    /// A `received_datagram` callback of this listener is running (stop waits for it).
-    delivering: Mutex<bool>,
-    delivered: Condvar,
+    /// Closed by a stop: no `received_datagram` of this listener after it returns.
+    gate: CallbackGate,
     pending: AtomicUsize,
     dropped: AtomicU64,
     /// Datagrams sent from callbacks that the system refused (reported in the log only).
@@ -134,9 +133,7 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
         port: bound.port,
         ctx_id: shared.id,
         sockets: RwLock::new(Some(sockets.clone())),
-        stopped: AtomicBool::new(false),
-        delivering: Mutex::new(false),
-        delivered: Condvar::new(),
+        gate: CallbackGate::new(shared.id),
         pending: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
         send_failures: AtomicU64::new(0),
@@ -159,7 +156,7 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
     });
     shared
         .registry
-        .add_udp_listener(id, bound.port, stop, listener.clone());
+        .add_listener(id, bound.port, stop, ListenerState::Udp(listener.clone()));
     shared.log(
         LogLevel::Info,
         &format!("UDP listener {id} listening on port {}", bound.port),
@@ -175,15 +172,8 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
 /// runs or will run (unless this is called from that callback itself, which then finishes).
 pub(crate) fn stop_listener(shared: &Shared, id: u32) -> Result<(), Error> {
     let listener = shared.registry.udp_listener(id)?;
-    listener.stopped.store(true, Ordering::SeqCst);
     shared.registry.stop_listener(id, ListenerKind::Udp)?;
     listener.close();
-    if events::dispatching_context() != listener.ctx_id {
-        let mut delivering = listener.delivering.lock();
-        while *delivering {
-            listener.delivered.wait(&mut delivering);
-        }
-    }
     shared.log(
         LogLevel::Info,
         &format!("UDP listener {id} on port {} stopped", listener.port),
@@ -258,9 +248,9 @@ impl UdpListener {
     /// No more callbacks, sends or memberships: drops this side's hold on the sockets (the
     /// reading task drops its own when it stops).
     pub(crate) fn close(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
         self.sockets.write().take();
         *self.outbox.lock() = Outbox::default();
+        self.gate.close_and_wait();
     }
 
     /// Queues a received batch for the host, dropping (and counting) what is past the bound.
@@ -330,12 +320,11 @@ impl UdpListener {
     ) -> usize {
         let cost: usize = datagrams.iter().map(|d| d.data.len() + DATAGRAM_COST).sum();
         let mut ran = 0;
-        *self.delivering.lock() = true;
         let mut text: Option<(IpAddr, CString)> = None;
         for d in &datagrams {
-            if self.stopped.load(Ordering::SeqCst) {
+            let Some(_pass) = self.gate.enter() else {
                 break;
-            }
+            };
             let ip = crate::info::canonical_ip(d.from.ip());
             if text.as_ref().is_none_or(|(t, _)| *t != ip) {
                 text = Some((ip, c_text(&ip.to_string())));
@@ -350,8 +339,6 @@ impl UdpListener {
             host.received_datagram(self.id, &d.data, &info);
             ran += 1;
         }
-        *self.delivering.lock() = false;
-        self.delivered.notify_all();
         self.pending.fetch_sub(cost, Ordering::Relaxed);
         ran
     }

@@ -2,6 +2,7 @@
 //! Python host does, and records every callback.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod netns;
 
 use parking_lot::{Condvar, Mutex};
@@ -15,6 +16,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 pub use xtnet::ffi::callbacks::*;
 pub use xtnet::ffi::context::*;
+pub use xtnet::ffi::http::*;
 pub use xtnet::ffi::library::*;
 pub use xtnet::ffi::options::*;
 pub use xtnet::ffi::tcp::*;
@@ -70,8 +72,23 @@ pub struct DgInfo {
     pub mac_address: String,
 }
 
+/// What a `page_request` callback saw, copied out through the accessors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub form: Vec<(String, String)>,
+    /// (field, file name, content type, bytes)
+    pub files: Vec<(String, String, String, Vec<u8>)>,
+    pub info: Info,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
+    Page(u32, Page),
     Datagram(u32, Vec<u8>, DgInfo),
     New(u64, Info),
     Connected(u64, Info),
@@ -84,7 +101,7 @@ impl Ev {
     pub fn id(&self) -> Option<u64> {
         match self {
             Ev::New(id, _) | Ev::Connected(id, _) | Ev::Data(id, _) | Ev::Error(id, _) => Some(*id),
-            Ev::Log(..) | Ev::Datagram(..) => None,
+            Ev::Log(..) | Ev::Datagram(..) | Ev::Page(..) => None,
         }
     }
 }
@@ -93,6 +110,8 @@ type NewHook = Box<dyn Fn(&Recorder, u64, &Info) -> bool + Send>;
 type IdHook = Box<dyn Fn(&Recorder, u64, &Info) + Send>;
 type DataHook = Box<dyn Fn(&Recorder, u64, &[u8]) + Send>;
 type DatagramHook = Box<dyn Fn(&Recorder, u32, &[u8], &DgInfo) + Send>;
+type PageHook =
+    Box<dyn Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send>;
 
 /// The `user_data` of a test context.
 #[derive(Default)]
@@ -109,6 +128,7 @@ pub struct Recorder {
     pub on_data: Mutex<Option<DataHook>>,
     pub on_error: Mutex<Option<IdHook>>,
     pub on_datagram: Mutex<Option<DatagramHook>>,
+    pub on_page: Mutex<Option<PageHook>>,
     /// Set to skip recording data events (for tests that move a lot of data).
     pub skip_data: AtomicBool,
 }
@@ -244,6 +264,90 @@ unsafe extern "C" fn cb_datagram(
     r.leave();
 }
 
+fn pairs(
+    count: usize,
+    at: impl Fn(usize, *mut *const c_char, *mut *const c_char) -> bool,
+) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let (mut k, mut v) = (std::ptr::null(), std::ptr::null());
+            assert!(at(i, &mut k, &mut v));
+            (text(k), text(v))
+        })
+        .collect()
+}
+
+/// Reads everything about a request through the C accessors.
+pub fn read_page(r: *const XtHttpRequest) -> Page {
+    unsafe {
+        let mut len = 0usize;
+        let body = xt_http_request_body(r, &mut len);
+        assert!(!body.is_null());
+        let body = if len == 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(body, len).to_vec()
+        };
+        let files = (0..xt_http_request_file_count(r))
+            .map(|i| {
+                let (mut f, mut n, mut c, mut d, mut l) = (
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    0usize,
+                );
+                assert!(xt_http_request_file_at(
+                    r, i, &mut f, &mut n, &mut c, &mut d, &mut l
+                ));
+                let data = if l == 0 {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(d, l).to_vec()
+                };
+                (text(f), text(n), text(c), data)
+            })
+            .collect();
+        Page {
+            method: text(xt_http_request_method(r)),
+            path: text(xt_http_request_path(r)),
+            query: text(xt_http_request_query(r)),
+            headers: pairs(xt_http_request_header_count(r), |i, k, v| {
+                xt_http_request_header_at(r, i, k, v)
+            }),
+            body,
+            form: pairs(xt_http_request_form_count(r), |i, k, v| {
+                xt_http_request_form_at(r, i, k, v)
+            }),
+            files,
+            info: Info::copy(xt_http_request_info(r)),
+        }
+    }
+}
+
+unsafe extern "C" fn cb_page(
+    user_data: *mut c_void,
+    server_id: u32,
+    request: *const XtHttpRequest,
+    response: *mut XtHttpResponse,
+) {
+    let r = rec(user_data);
+    r.enter();
+    let page = read_page(request);
+    match &*r.on_page.lock() {
+        Some(hook) => hook(r, server_id, &page, request, response),
+        None => {
+            let body = format!("{} {}", page.method, page.path);
+            assert_eq!(
+                unsafe { xt_http_response_set_body(response, body.as_ptr(), body.len()) },
+                XT_OK
+            );
+        }
+    }
+    r.push(Ev::Page(server_id, page));
+    r.leave();
+}
+
 unsafe extern "C" fn cb_log(user_data: *mut c_void, level: i32, message: *const c_char) {
     let r = rec(user_data);
     r.push(Ev::Log(level, text(message)));
@@ -268,7 +372,7 @@ pub fn table(rec: &Arc<Recorder>) -> XtCallbacks {
         data_available: Some(cb_data),
         socket_error: Some(cb_error),
         received_datagram: Some(cb_datagram),
-        page_request: None,
+        page_request: Some(cb_page),
         log: Some(cb_log),
     }
 }
@@ -417,6 +521,31 @@ impl Ctx {
     pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + 'static) {
         *self.rec.on_data.lock() = Some(Box::new(f));
     }
+    pub fn on_page(
+        &self,
+        f: impl Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send + 'static,
+    ) {
+        *self.rec.on_page.lock() = Some(Box::new(f));
+    }
+
+    /// An HTTP listener on a free port; returns (id, port).
+    pub fn html(&self) -> (u32, u16) {
+        let id = unsafe { xt_start_html_listener(self.ptr, 0) };
+        assert_ne!(id, 0, "HTML listener failed: {}", last_error_text());
+        (id, unsafe { xt_listener_port(self.ptr, id) })
+    }
+
+    /// Requests the callbacks saw, in order.
+    pub fn pages(&self) -> Vec<Page> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Page(_, p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn on_datagram(&self, f: impl Fn(&Recorder, u32, &[u8], &DgInfo) + Send + 'static) {
         *self.rec.on_datagram.lock() = Some(Box::new(f));
     }

@@ -1,0 +1,225 @@
+//! An HTTP request as the host sees it (texts ready to lend to C, forms parsed) and the
+//! response it fills in.
+
+use crate::error::Error;
+use crate::info::{c_text, ConnectionInfo};
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderName, HeaderValue, StatusCode};
+use http_body_util::Full;
+use percent_encoding::percent_decode_str;
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
+
+/// A file of a multipart form.
+#[derive(Debug)]
+pub struct FilePart {
+    /// The form field's name.
+    pub field: CString,
+    /// The file's name as the client gave it ("" when none).
+    pub filename: CString,
+    /// Its content type ("" when none).
+    pub content_type: CString,
+    pub data: Bytes,
+}
+
+/// One request, complete (body read within the limit, forms parsed).
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: CString,
+    /// The path, percent-decoded, without the query.
+    pub path: CString,
+    /// The raw query, without '?'; "" if none.
+    pub query: CString,
+    /// Header names (lower case) and values, in the order received.
+    pub headers: Vec<(CString, CString)>,
+    pub body: Bytes,
+    /// Query fields, then `application/x-www-form-urlencoded` or multipart text fields.
+    pub form: Vec<(CString, CString)>,
+    pub files: Vec<FilePart>,
+    /// The requester.
+    pub info: Arc<ConnectionInfo>,
+}
+
+fn bytes_text(b: &[u8]) -> CString {
+    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).unwrap_or_default()
+}
+
+fn urlencoded(data: &[u8], out: &mut Vec<(CString, CString)>) {
+    for (k, v) in form_urlencoded::parse(data) {
+        out.push((c_text(&k), c_text(&v)));
+    }
+}
+
+impl HttpRequest {
+    /// Builds the host's view of a request whose body has been read.
+    pub(crate) async fn new(
+        parts: http::request::Parts,
+        body: Bytes,
+        info: Arc<ConnectionInfo>,
+    ) -> HttpRequest {
+        let uri = &parts.uri;
+        let raw_path = uri.path();
+        let path = percent_decode_str(raw_path).decode_utf8_lossy();
+        let query = uri.query().unwrap_or("");
+        let mut form = Vec::new();
+        urlencoded(query.as_bytes(), &mut form);
+        let mut files = Vec::new();
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media == "application/x-www-form-urlencoded" {
+            urlencoded(&body, &mut form);
+        } else if media == "multipart/form-data" {
+            if let Ok(boundary) = multer::parse_boundary(&content_type) {
+                multipart(body.clone(), boundary, &mut form, &mut files).await;
+            }
+        }
+        HttpRequest {
+            method: c_text(parts.method.as_str()),
+            path: c_text(&path),
+            query: c_text(query),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (c_text(k.as_str()), bytes_text(v.as_bytes())))
+                .collect(),
+            body,
+            form,
+            files,
+            info,
+        }
+    }
+
+    /// The first header of this name, any case.
+    pub fn header(&self, name: &str) -> Option<&CStr> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.to_bytes().eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_c_str())
+    }
+
+    /// The first form field of this name.
+    pub fn form_value(&self, name: &str) -> Option<&CStr> {
+        self.form
+            .iter()
+            .find(|(k, _)| k.to_bytes() == name.as_bytes())
+            .map(|(_, v)| v.as_c_str())
+    }
+}
+
+/// Text fields into `form`, files into `files`; a malformed part ends the parse (what came
+/// before it is kept).
+async fn multipart(
+    body: Bytes,
+    boundary: String,
+    form: &mut Vec<(CString, CString)>,
+    files: &mut Vec<FilePart>,
+) {
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = parts.next_field().await {
+        let name = c_text(field.name().unwrap_or(""));
+        let filename = field.file_name().map(c_text);
+        let content_type = field.content_type().map(|m| c_text(m.as_ref()));
+        let Ok(data) = field.bytes().await else {
+            return;
+        };
+        match filename {
+            Some(filename) => files.push(FilePart {
+                field: name,
+                filename,
+                content_type: content_type.unwrap_or_default(),
+                data,
+            }),
+            None => form.push((name, bytes_text(&data))),
+        }
+    }
+}
+
+/// What the host answers. Unset status means 200.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Bytes,
+}
+
+impl Default for HttpResponse {
+    fn default() -> Self {
+        HttpResponse {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+}
+
+impl HttpResponse {
+    pub fn with_status(status: u16) -> HttpResponse {
+        let mut r = HttpResponse::default();
+        r.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        r
+    }
+
+    /// A status code from 100 to 999.
+    pub fn set_status(&mut self, status: u16) -> Result<(), Error> {
+        self.status = StatusCode::from_u16(status).map_err(|_| {
+            Error::invalid_argument(format!("{status} is not an HTTP status code (100..=999)"))
+        })?;
+        Ok(())
+    }
+
+    /// Adds a header. Content-Length and Transfer-Encoding are xtnet's to set.
+    pub fn add_header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        let name = HeaderName::from_bytes(name).map_err(|_| {
+            Error::invalid_argument(format!(
+                "not a valid header name: {:?}",
+                String::from_utf8_lossy(name)
+            ))
+        })?;
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            return Err(Error::invalid_argument(format!(
+                "{name} is set by xtnet from the body"
+            )));
+        }
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| Error::invalid_argument(format!("not a valid value for header {name}")))?;
+        self.headers.push((name, value));
+        Ok(())
+    }
+
+    /// The body (copied).
+    pub fn set_body(&mut self, data: &[u8]) {
+        self.body = Bytes::copy_from_slice(data);
+    }
+
+    /// The hyper response; a body without a Content-Type is sent as HTML (an "HTML listener").
+    pub(crate) fn into_hyper(self) -> http::Response<Full<Bytes>> {
+        let needs_type =
+            !self.body.is_empty() && !self.headers.iter().any(|(k, _)| k == CONTENT_TYPE);
+        let mut response = http::Response::new(Full::new(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        for (k, v) in self.headers {
+            headers.append(k, v);
+        }
+        if needs_type {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+        }
+        response
+    }
+}
