@@ -167,9 +167,10 @@ impl Default for HttpResponse {
 
 impl HttpResponse {
     pub fn with_status(status: u16) -> HttpResponse {
-        let mut r = HttpResponse::default();
-        r.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        r
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ..HttpResponse::default()
+        }
     }
 
     /// A status code from 100 to 999.
