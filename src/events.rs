@@ -6,7 +6,7 @@
 //! so replies to many messages leave in one system call.
 
 use crate::context::Backlog;
-use crate::http::{HttpListener, HttpRequest, HttpResponse};
+use crate::http::{HttpListener, HttpRequest, HttpResponse, RequestParts};
 use crate::info::ConnectionInfo;
 use crate::tcp::Connection;
 use crate::udp::{Datagram, DatagramInfo, UdpListener};
@@ -83,7 +83,7 @@ pub(crate) enum Event {
     /// An HTTP request; the host's answer goes back through `reply`.
     PageRequest {
         listener: Arc<HttpListener>,
-        request: Box<HttpRequest>,
+        request: Box<RequestParts>,
         reply: oneshot::Sender<HttpResponse>,
     },
     /// Every datagram one receive call gave.
@@ -151,7 +151,7 @@ impl Event {
                 reply,
             } => {
                 // Dropping `reply` (a stopped listener) answers 503.
-                if let Some(response) = listener.deliver(host, &request) {
+                if let Some(response) = listener.deliver(host, *request) {
                     let _ = reply.send(response);
                 }
             }

@@ -92,12 +92,17 @@ impl Drop for Server {
     }
 }
 
-/// `c-examples/echo_server` (built against this build's library) with `args`.
-pub fn xtnet_echo_server(name: &'static str, args: &[&str]) -> Server {
+/// A C example (built against this build's library) with `args`, as a server under test.
+pub fn xtnet_example(example: &str, name: &'static str, args: &[&str]) -> Server {
     let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
-    let mut cmd = c_build::example_command(&out.join("echo_server"));
+    let mut cmd = c_build::example_command(&out.join(example));
     cmd.args(args).args(["--max-seconds", "3600"]);
     Server::start(name, cmd)
+}
+
+/// `c-examples/echo_server` with `args`.
+pub fn xtnet_echo_server(name: &'static str, args: &[&str]) -> Server {
+    xtnet_example("echo_server", name, args)
 }
 
 /// Source addresses 127.0.0.<n> so scenarios never run out of ephemeral ports.

@@ -51,44 +51,81 @@ fn urlencoded(data: &[u8], out: &mut Vec<(CString, CString)>) {
     }
 }
 
-impl HttpRequest {
-    /// Builds the host's view of a request whose body has been read.
+/// A request as it leaves the network thread: hyper's head, the whole body, and a multipart
+/// form already parsed (that parser is asynchronous). The rest of the work — texts for C,
+/// the other forms — happens on the dispatching thread, which has the time.
+pub(crate) struct RequestParts {
+    head: http::request::Parts,
+    body: Bytes,
+    multipart: Option<(Vec<(CString, CString)>, Vec<FilePart>)>,
+    info: Arc<ConnectionInfo>,
+}
+
+/// The request's Content-Type, and whether its media type (parameters aside) is `media`.
+fn content_type<'a>(head: &'a http::request::Parts, media: &str) -> (bool, &'a str) {
+    let value = head
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case(media);
+    (is, value)
+}
+
+impl RequestParts {
     pub(crate) async fn new(
-        parts: http::request::Parts,
+        head: http::request::Parts,
         body: Bytes,
         info: Arc<ConnectionInfo>,
-    ) -> HttpRequest {
-        let uri = &parts.uri;
-        let raw_path = uri.path();
-        let path = percent_decode_str(raw_path).decode_utf8_lossy();
+    ) -> RequestParts {
+        let mut multipart_form = None;
+        if let (true, value) = content_type(&head, "multipart/form-data") {
+            if let Ok(boundary) = multer::parse_boundary(value) {
+                let (mut form, mut files) = (Vec::new(), Vec::new());
+                multipart(body.clone(), boundary, &mut form, &mut files).await;
+                multipart_form = Some((form, files));
+            }
+        }
+        RequestParts {
+            head,
+            body,
+            multipart: multipart_form,
+            info,
+        }
+    }
+}
+
+impl HttpRequest {
+    /// The host's view of a request.
+    pub(crate) fn new(parts: RequestParts) -> HttpRequest {
+        let RequestParts {
+            head,
+            body,
+            multipart,
+            info,
+        } = parts;
+        let uri = &head.uri;
+        let path = percent_decode_str(uri.path()).decode_utf8_lossy();
         let query = uri.query().unwrap_or("");
         let mut form = Vec::new();
         urlencoded(query.as_bytes(), &mut form);
         let mut files = Vec::new();
-        let content_type = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media == "application/x-www-form-urlencoded" {
+        if let Some((fields, parts)) = multipart {
+            form.extend(fields);
+            files = parts;
+        } else if content_type(&head, "application/x-www-form-urlencoded").0 {
             urlencoded(&body, &mut form);
-        } else if media == "multipart/form-data" {
-            if let Ok(boundary) = multer::parse_boundary(&content_type) {
-                multipart(body.clone(), boundary, &mut form, &mut files).await;
-            }
         }
         HttpRequest {
-            method: c_text(parts.method.as_str()),
+            method: c_text(head.method.as_str()),
             path: c_text(&path),
             query: c_text(query),
-            headers: parts
+            headers: head
                 .headers
                 .iter()
                 .map(|(k, v)| (c_text(k.as_str()), bytes_text(v.as_bytes())))

@@ -7,6 +7,7 @@
 mod io;
 mod message;
 
+pub(crate) use message::RequestParts;
 pub use message::{FilePart, HttpRequest, HttpResponse};
 
 use crate::context::Shared;
@@ -89,11 +90,12 @@ impl HttpListener {
     pub(crate) fn deliver(
         &self,
         host: &dyn crate::events::Host,
-        request: &HttpRequest,
+        request: RequestParts,
     ) -> Option<HttpResponse> {
         let _pass = self.gate.enter()?;
+        let request = HttpRequest::new(request);
         let mut response = HttpResponse::default();
-        host.page_request(self.id, request, &mut response);
+        host.page_request(self.id, &request, &mut response);
         Some(response)
     }
 }
@@ -358,25 +360,29 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
     }
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, limits.max_body_bytes as usize)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new() // no body (a GET): nothing to collect
+    } else {
+        match Limited::new(body, limits.max_body_bytes as usize)
+            .collect()
+            .await
         {
-            return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
+            }
+            Err(_) => return error_response(StatusCode::BAD_REQUEST, true),
         }
-        Err(_) => return error_response(StatusCode::BAD_REQUEST, true),
     };
     conn.complete_at
         .store(conn.stream.read.load(Ordering::Relaxed), Ordering::Relaxed);
     if !conn.shared.host.wants_page_request() {
         return error_response(StatusCode::NOT_FOUND, false);
     }
-    let request = Box::new(HttpRequest::new(parts, body, conn.info.clone()).await);
+    let request = Box::new(RequestParts::new(parts, body, conn.info.clone()).await);
     let (reply, answer) = oneshot::channel();
     conn.shared.queue.push(Event::PageRequest {
         listener: conn.listener.clone(),
