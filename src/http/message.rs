@@ -51,13 +51,16 @@ fn urlencoded(data: &[u8], out: &mut Vec<(CString, CString)>) {
     }
 }
 
+/// Form fields: names and values.
+type Fields = Vec<(CString, CString)>;
+
 /// A request as it leaves the network thread: hyper's head, the whole body, and a multipart
 /// form already parsed (that parser is asynchronous). The rest of the work — texts for C,
 /// the other forms — happens on the dispatching thread, which has the time.
 pub(crate) struct RequestParts {
     head: http::request::Parts,
     body: Bytes,
-    multipart: Option<(Vec<(CString, CString)>, Vec<FilePart>)>,
+    multipart: Option<(Fields, Vec<FilePart>)>,
     info: Arc<ConnectionInfo>,
 }
 
