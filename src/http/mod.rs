@@ -234,8 +234,7 @@ async fn serve(
         .header_read_timeout(limits.header_timeout)
         // Room for a head past the limit, so the limit is checked (exactly) on the whole head;
         // a head past even this ends in a parse error, answered 431 below.
-        .max_buf_size((limits.max_header_bytes * 2).max(8192) + 8192)
-        .pipeline_flush(true);
+        .max_buf_size((limits.max_header_bytes * 2).max(8192) + 8192);
     let service_conn = conn.clone();
     let service = hyper::service::service_fn(move |request| {
         let conn = service_conn.clone();
