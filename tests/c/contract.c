@@ -1,6 +1,6 @@
 /* Compile-time check of include/xtnet.h against the pinned C contract (DESIGN.md): every
  * name, signature, constant and struct field order. Compiled by tests/header.rs with -Werror;
- * a mismatch is a compile error. TCP, UDP and library parts; HTTP comes with its issue. */
+ * a mismatch is a compile error. */
 #include <stddef.h>
 #include "xtnet.h"
 
@@ -96,6 +96,24 @@ bool (*const p_stop_udp)(XtContext *, uint32_t) = xt_stop_udp_listener;
 bool (*const p_join)(XtContext *, uint32_t, const char *) = xt_join_multicast_group;
 bool (*const p_leave)(XtContext *, uint32_t, const char *) = xt_leave_multicast_group;
 int32_t (*const p_send_datagram)(XtContext *, uint32_t, const char *, uint16_t, const uint8_t *, size_t) = xt_send_datagram;
+
+/* ---- HTTP ---- */
+uint32_t (*const p_start_html)(XtContext *, uint16_t) = xt_start_html_listener;
+bool (*const p_stop_html)(XtContext *, uint32_t) = xt_stop_html_listener;
+const char *(*const p_req_method)(const XtHttpRequest *) = xt_http_request_method;
+const char *(*const p_req_path)(const XtHttpRequest *) = xt_http_request_path;
+const char *(*const p_req_query)(const XtHttpRequest *) = xt_http_request_query;
+const char *(*const p_req_header)(const XtHttpRequest *, const char *) = xt_http_request_header;
+size_t (*const p_req_header_count)(const XtHttpRequest *) = xt_http_request_header_count;
+bool (*const p_req_header_at)(const XtHttpRequest *, size_t, const char **, const char **) = xt_http_request_header_at;
+const uint8_t *(*const p_req_body)(const XtHttpRequest *, size_t *) = xt_http_request_body;
+size_t (*const p_req_form_count)(const XtHttpRequest *) = xt_http_request_form_count;
+bool (*const p_req_form_at)(const XtHttpRequest *, size_t, const char **, const char **) = xt_http_request_form_at;
+const char *(*const p_req_form_value)(const XtHttpRequest *, const char *) = xt_http_request_form_value;
+const XtConnectionInfo *(*const p_req_info)(const XtHttpRequest *) = xt_http_request_info;
+int32_t (*const p_resp_status)(XtHttpResponse *, uint16_t) = xt_http_response_set_status;
+int32_t (*const p_resp_header)(XtHttpResponse *, const char *, const char *) = xt_http_response_add_header;
+int32_t (*const p_resp_body)(XtHttpResponse *, const uint8_t *, size_t) = xt_http_response_set_body;
 
 int main(void) {
     (void)broadcast;
