@@ -5,6 +5,7 @@
 mod common;
 use common::http::{closed, connect, read_response, request};
 use common::*;
+use std::ffi::CStr;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -310,6 +311,55 @@ fn request_and_response_cannot_be_used_after_the_callback() {
         assert!(xt_http_request_method(std::ptr::null()).is_null());
         assert_eq!(xt_last_error(), XT_ERR_INVALID_ARGUMENT);
     }
+}
+
+#[test]
+fn list_accessors_refuse_bad_indexes_and_null_outputs() {
+    let ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    ctx.on_page(move |_, _, _, req, _| unsafe {
+        let (mut k, mut v) = (std::ptr::null(), std::ptr::null());
+        let mut out = s2.lock();
+        let n = xt_http_request_header_count(req);
+        out.push((
+            xt_http_request_header_at(req, n, &mut k, &mut v),
+            xt_last_error(),
+        ));
+        out.push((
+            xt_http_request_header_at(req, 0, std::ptr::null_mut(), &mut v),
+            xt_last_error(),
+        ));
+        let f = xt_http_request_form_count(req);
+        out.push((xt_http_request_form_at(req, f - 1, &mut k, &mut v), 0));
+        out.push((
+            CStr::from_ptr(k).to_bytes() == b"b" && CStr::from_ptr(v).to_bytes() == b"2 3",
+            0,
+        ));
+        out.push((
+            xt_http_request_form_at(req, f, &mut k, &mut v),
+            xt_last_error(),
+        ));
+        out.push((
+            xt_http_request_form_at(req, 0, &mut k, std::ptr::null_mut()),
+            xt_last_error(),
+        ));
+    });
+    request(port, b"GET /?a=1&b=2+3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let e = XT_ERR_INVALID_ARGUMENT;
+    assert_eq!(
+        *seen.lock(),
+        vec![
+            (false, e),
+            (false, e),
+            (true, 0),
+            (true, 0),
+            (false, e),
+            (false, e)
+        ],
+        "past the end and NULL outputs fail with 1001; the last field is read"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::{bytes_arg, code_of, ffi_body, record, str_arg, value_or};
 use crate::error::{self, Error};
 use crate::http::{HttpRequest, HttpResponse};
 use parking_lot::Mutex;
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 use std::ptr::{null, null_mut};
 
 /// Where a callback's request and response are reachable from C while it runs.
@@ -231,6 +231,46 @@ pub unsafe extern "C" fn xt_http_request_header(
     })
 }
 
+/// Entry `i` of a name/value list of the request (headers or form fields) into `*name` and
+/// `*value`; the body of `xt_http_request_header_at` and `xt_http_request_form_at`.
+///
+/// # Safety
+/// As `xt_http_request_header_at`.
+unsafe fn pair_at(
+    r: *const XtHttpRequest,
+    i: usize,
+    name: *mut *const c_char,
+    value: *mut *const c_char,
+    list: impl FnOnce(&HttpRequest) -> &[(CString, CString)],
+    what: &str,
+) -> bool {
+    if name.is_null() || value.is_null() {
+        record(&Error::invalid_argument("name and value must not be NULL"));
+        return false;
+    }
+    // SAFETY: per this function's contract.
+    let entry = unsafe {
+        with_request(r, |q, _| {
+            list(q).get(i).map(|(k, v)| (k.as_ptr(), v.as_ptr()))
+        })
+    }
+    .and_then(|e| e.ok_or_else(|| Error::invalid_argument(format!("no {what} {i}"))));
+    match entry {
+        Ok((k, v)) => {
+            // SAFETY: checked non-NULL above; writable per the contract.
+            unsafe {
+                *name = k;
+                *value = v;
+            }
+            true
+        }
+        Err(e) => {
+            record(&e);
+            false
+        }
+    }
+}
+
 /// How many headers the request has (0 with `xt_last_error` set on error).
 ///
 /// # Safety
@@ -256,32 +296,9 @@ pub unsafe extern "C" fn xt_http_request_header_at(
     name: *mut *const c_char,
     value: *mut *const c_char,
 ) -> bool {
+    // SAFETY: per this function's contract.
     ffi_body!(false, {
-        if name.is_null() || value.is_null() {
-            record(&Error::invalid_argument("name and value must not be NULL"));
-            return false;
-        }
-        // SAFETY: per this function's contract.
-        let result = unsafe {
-            with_request(r, |q, _| {
-                q.headers.get(i).map(|(k, v)| (k.as_ptr(), v.as_ptr()))
-            })
-        }
-        .and_then(|h| h.ok_or_else(|| Error::invalid_argument(format!("no header {i}"))));
-        match result {
-            Ok((k, v)) => {
-                // SAFETY: checked non-NULL above; writable per the contract.
-                unsafe {
-                    *name = k;
-                    *value = v;
-                }
-                true
-            }
-            Err(e) => {
-                record(&e);
-                false
-            }
-        }
+        unsafe { pair_at(r, i, name, value, |q| &q.headers, "header") }
     })
 }
 
@@ -341,32 +358,9 @@ pub unsafe extern "C" fn xt_http_request_form_at(
     name: *mut *const c_char,
     value: *mut *const c_char,
 ) -> bool {
+    // SAFETY: per this function's contract.
     ffi_body!(false, {
-        if name.is_null() || value.is_null() {
-            record(&Error::invalid_argument("name and value must not be NULL"));
-            return false;
-        }
-        // SAFETY: per this function's contract.
-        let result = unsafe {
-            with_request(r, |q, _| {
-                q.form.get(i).map(|(k, v)| (k.as_ptr(), v.as_ptr()))
-            })
-        }
-        .and_then(|f| f.ok_or_else(|| Error::invalid_argument(format!("no form field {i}"))));
-        match result {
-            Ok((k, v)) => {
-                // SAFETY: checked non-NULL above; writable per the contract.
-                unsafe {
-                    *name = k;
-                    *value = v;
-                }
-                true
-            }
-            Err(e) => {
-                record(&e);
-                false
-            }
-        }
+        unsafe { pair_at(r, i, name, value, |q| &q.form, "form field") }
     })
 }
 
