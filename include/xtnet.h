@@ -91,6 +91,17 @@
 #define XT_STAT_BACKLOG_BYTES 3
 
 /**
+ * Peer addresses whose name and MAC address are cached (at most 4096).
+ */
+#define XT_STAT_PEER_CACHE_ENTRIES 4
+
+/**
+ * Peer lookups (neighbour table, mDNS, system resolver) started since the context was made;
+ * concurrent askers of one address share one.
+ */
+#define XT_STAT_PEER_LOOKUPS 5
+
+/**
  * Success.
  */
 #define XT_OK 0

@@ -4,11 +4,13 @@
 use crate::error::Error;
 use crate::events::{self, Event, EventQueue, Host, LogLevel};
 use crate::options::Options;
+use crate::peer::{Identify, Peers};
 use crate::registry::{ListenerKind, Registry};
 use crate::tcp::{self, CloseReason, Connection, Drivers};
 use crate::udp;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,6 +24,10 @@ pub mod stats {
     pub const LISTENERS: u32 = 2;
     /// Bytes read and not yet delivered to the host's callbacks (back-pressure at work).
     pub const BACKLOG_BYTES: u32 = 3;
+    /// Peer addresses whose name and MAC are cached.
+    pub const PEER_CACHE_ENTRIES: u32 = 4;
+    /// Peer lookups started since the context was made.
+    pub const PEER_LOOKUPS: u32 = 5;
 }
 
 /// How callbacks are run (`XtDispatch`).
@@ -130,6 +136,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) drivers: Drivers,
     pub(crate) backlog: Backlog,
+    /// Peer names and MAC addresses.
+    pub(crate) peers: Peers,
     closing: AtomicBool,
     polling: AtomicBool,
     tasks: TaskCounter,
@@ -144,6 +152,13 @@ impl Shared {
     pub(crate) fn task_guard(self: &Arc<Self>) -> TaskGuard {
         *self.tasks.live.lock() += 1;
         TaskGuard(self.clone())
+    }
+
+    /// The identity of a new connection's peer, or a wait for it of at most
+    /// `XT_OPT_PEER_LOOKUP_MS`.
+    pub(crate) fn identify_peer(&self, peer: SocketAddr) -> Identify {
+        self.peers
+            .identify(peer, || self.options.lock().peer_lookup)
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
@@ -209,6 +224,7 @@ impl Context {
             registry: Registry::default(),
             drivers: Drivers::start(runtime.handle(), threads),
             backlog: Backlog::default(),
+            peers: Peers::new(runtime.handle().clone()),
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             tasks: TaskCounter::default(),
@@ -432,13 +448,15 @@ impl Context {
         self.shared.queue.wake_fd()
     }
 
-    /// A counter (`stats::*`): live connections, listeners, undelivered bytes.
+    /// A counter (`stats::*`): live connections, listeners, undelivered bytes, peer cache.
     pub fn stat(&self, stat: u32) -> Option<i64> {
         let r = &self.shared.registry;
         Some(match stat {
             stats::CONNECTIONS => r.connection_count() as i64,
             stats::LISTENERS => r.listener_count() as i64,
             stats::BACKLOG_BYTES => self.shared.backlog.bytes() as i64,
+            stats::PEER_CACHE_ENTRIES => self.shared.peers.entries() as i64,
+            stats::PEER_LOOKUPS => self.shared.peers.lookups_started() as i64,
             _ => return None,
         })
     }

@@ -23,6 +23,8 @@ pub mod info;
 /// cbindgen:ignore
 pub mod options;
 /// cbindgen:ignore
+mod peer;
+/// cbindgen:ignore
 mod ports;
 /// cbindgen:ignore
 mod registry;

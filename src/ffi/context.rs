@@ -195,6 +195,11 @@ pub const XT_STAT_LISTENERS: u32 = 2;
 /// Bytes read from the network and not yet delivered to callbacks: what back-pressure bounds
 /// (reading pauses per connection, and for the whole context at 64 MiB).
 pub const XT_STAT_BACKLOG_BYTES: u32 = 3;
+/// Peer addresses whose name and MAC address are cached (at most 4096).
+pub const XT_STAT_PEER_CACHE_ENTRIES: u32 = 4;
+/// Peer lookups (neighbour table, mDNS, system resolver) started since the context was made;
+/// concurrent askers of one address share one.
+pub const XT_STAT_PEER_LOOKUPS: u32 = 5;
 
 /// A counter of the context (`XT_STAT_*`), or -1 for an unknown counter or a NULL ctx (1001).
 /// Any thread.
@@ -223,5 +228,7 @@ mod tests {
         assert_eq!(XT_STAT_CONNECTIONS, stats::CONNECTIONS);
         assert_eq!(XT_STAT_LISTENERS, stats::LISTENERS);
         assert_eq!(XT_STAT_BACKLOG_BYTES, stats::BACKLOG_BYTES);
+        assert_eq!(XT_STAT_PEER_CACHE_ENTRIES, stats::PEER_CACHE_ENTRIES);
+        assert_eq!(XT_STAT_PEER_LOOKUPS, stats::PEER_LOOKUPS);
     }
 }

@@ -216,12 +216,11 @@ async fn serve(
     let conn = Arc::new(Conn {
         shared: shared.clone(),
         listener: listener.clone(),
-        info: Arc::new(ConnectionInfo::connected(
-            id,
-            listener.id,
-            peer,
-            listener.port,
-        )),
+        info: Arc::new(ConnectionInfo {
+            // The requester's name and MAC from the cache: a request never waits for them.
+            identity: shared.peers.cached(peer),
+            ..ConnectionInfo::connected(id, listener.id, peer, listener.port)
+        }),
         stream: Arc::new(SharedStream {
             stream,
             read: AtomicU64::new(0),

@@ -4,7 +4,7 @@ use super::connection::{attach, Connection, Settings, PENDING};
 use super::task::ConnTask;
 use crate::context::Shared;
 use crate::error::Error;
-use crate::events::{Event, LogLevel};
+use crate::events::LogLevel;
 use crate::info::ConnectionInfo;
 use crate::ports::open_stream_listener;
 use crate::registry::{ListenerKind, ListenerState, ListenerStop, ListenerStopped};
@@ -92,17 +92,16 @@ fn spawn_accepted(
         PENDING,
         settings.clone(),
     ));
-    conn.set_info(ConnectionInfo::connected(id, server_id, peer, local_port));
+    let info = ConnectionInfo::connected(id, server_id, peer, local_port);
     attach(&conn, stream);
     shared.registry.add_connection(conn.clone());
     // The dispatcher always answers (refusing without asking when it must skip the question).
     let ask = shared.host.wants_new_connection();
-    if ask {
-        shared
-            .queue
-            .push(Event::NewConnection { conn: conn.clone() });
-    }
-    shared
-        .drivers
-        .spawn(ConnTask::accepted(shared.task_guard(), conn, ask));
+    shared.drivers.spawn(ConnTask::accepted(
+        shared.task_guard(),
+        conn,
+        info,
+        peer,
+        ask,
+    ));
 }

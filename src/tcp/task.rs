@@ -17,7 +17,8 @@ use crate::context::{Shared, TaskGuard};
 use crate::error::{self, Error};
 use crate::events::Event;
 use crate::framing::Framer;
-use crate::info::ConnectionInfo;
+use crate::info::{ConnectionInfo, PeerIdentity};
+use crate::peer::Identify;
 use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -76,6 +77,9 @@ enum Phase {
         attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
         dial: Box<(String, u16)>,
     },
+    /// Connected (accepted or outgoing), waiting a bounded time for the peer's name and MAC
+    /// before the first event; the info is set when it ends.
+    Identifying(Box<Identifying>),
     /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
     Asking,
     Open(Pump),
@@ -84,14 +88,26 @@ enum Phase {
     Done,
 }
 
+/// A connection waiting for its peer's identity, and what comes next.
+struct Identifying {
+    wait: Pin<Box<dyn Future<Output = Option<Arc<PeerIdentity>>> + Send>>,
+    info: ConnectionInfo,
+    /// None: outgoing (announce `connected`); Some(ask): accepted, ask the host or not.
+    ask: Option<bool>,
+}
+
 impl ConnTask {
-    /// An accepted connection (info and stream set); with `ask`, the host was asked about it
-    /// and the task waits for the answer, else it is accepted at once.
-    pub(crate) fn accepted(guard: TaskGuard, conn: Arc<Connection>, ask: bool) -> Self {
-        let phase = match ask {
-            true => Phase::Asking,
-            false => Phase::Open(Pump::open(guard.shared(), &conn, false)),
-        };
+    /// An accepted connection (stream set) with the info it will have once its peer is
+    /// identified; with `ask`, the host is asked about it and the task waits for the answer,
+    /// else it is accepted at once.
+    pub(crate) fn accepted(
+        guard: TaskGuard,
+        conn: Arc<Connection>,
+        info: ConnectionInfo,
+        peer: SocketAddr,
+        ask: bool,
+    ) -> Self {
+        let phase = identify(guard.shared(), &conn, info, peer, Some(ask));
         ConnTask { guard, conn, phase }
     }
 
@@ -132,13 +148,46 @@ impl Future for ConnTask {
                     };
                     match result {
                         Ok((stream, peer, local_port)) => {
-                            conn.set_info(ConnectionInfo::connected(conn.id, 0, peer, local_port));
                             attach(conn, stream);
-                            Phase::Open(Pump::open(shared, conn, true))
+                            let info = ConnectionInfo::connected(conn.id, 0, peer, local_port);
+                            identify(shared, conn, info, peer, None)
                         }
                         Err(e) => {
                             conn.set_info(ConnectionInfo::dialing(conn.id, &dial.0, dial.1));
                             finish(shared, conn, (e.code, e.message));
+                            Phase::Done
+                        }
+                    }
+                }
+                Phase::Identifying(identifying) => {
+                    conn.waker.register(cx.waker());
+                    let identity = match conn.close_reason() {
+                        Some(reason) => Err(reason),
+                        None => match identifying.wait.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(identity) => Ok(identity),
+                        },
+                    };
+                    let Phase::Identifying(identifying) =
+                        std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let Identifying { mut info, ask, .. } = *identifying;
+                    match (identity, ask) {
+                        (Ok(identity), _) => {
+                            info.identity = identity;
+                            proceed(shared, conn, info, ask)
+                        }
+                        // Accepted and closed before the host heard of it: gone without an
+                        // event.
+                        (Err(_), Some(_)) => {
+                            shared.registry.remove_connection(conn.id);
+                            Phase::Done
+                        }
+                        (Err(reason), None) => {
+                            conn.set_info(info);
+                            finish(shared, conn, lost(reason.message()));
                             Phase::Done
                         }
                     }
@@ -176,6 +225,44 @@ impl Future for ConnTask {
             };
             this.phase = next;
         }
+    }
+}
+
+/// The phase after connecting: identifying the peer, or straight on when it is known.
+fn identify(
+    shared: &Arc<Shared>,
+    conn: &Arc<Connection>,
+    mut info: ConnectionInfo,
+    peer: SocketAddr,
+    ask: Option<bool>,
+) -> Phase {
+    match shared.identify_peer(peer) {
+        Identify::Now(identity) => {
+            info.identity = identity;
+            proceed(shared, conn, info, ask)
+        }
+        Identify::Wait(wait) => Phase::Identifying(Box::new(Identifying { wait, info, ask })),
+    }
+}
+
+/// The first event of a connection, its info now complete: `new_connection` (accepted, when
+/// the host has that callback) or `connected` (outgoing).
+fn proceed(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    info: ConnectionInfo,
+    ask: Option<bool>,
+) -> Phase {
+    conn.set_info(info);
+    match ask {
+        Some(true) => {
+            shared
+                .queue
+                .push(Event::NewConnection { conn: conn.clone() });
+            Phase::Asking
+        }
+        Some(false) => Phase::Open(Pump::open(shared, conn, false)),
+        None => Phase::Open(Pump::open(shared, conn, true)),
     }
 }
 

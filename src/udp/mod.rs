@@ -16,7 +16,7 @@ use crate::context::Shared;
 use crate::error::{self, Error};
 use crate::events::{self, Event, LogLevel};
 use crate::gate::CallbackGate;
-use crate::info::c_text;
+use crate::info::{c_text, PeerIdentity};
 use crate::ports::check_port;
 use crate::registry::{ListenerKind, ListenerState, ListenerStop, ListenerStopped};
 use interfaces::Interface;
@@ -263,12 +263,23 @@ impl UdpListener {
         }
         let mut keep = Vec::with_capacity(batch.datagrams.len());
         let mut dropped = 0;
-        for d in batch.datagrams {
+        // Senders' identities from the cache (never waiting); one look per run of one sender.
+        let mut last: Option<(IpAddr, Option<Arc<PeerIdentity>>)> = None;
+        for mut d in batch.datagrams {
             let cost = d.data.len() + DATAGRAM_COST;
             if self.pending.load(Ordering::Relaxed) + cost > PENDING_LIMIT {
                 dropped += 1;
             } else {
                 self.pending.fetch_add(cost, Ordering::Relaxed);
+                let ip = d.from.ip();
+                d.identity = match &last {
+                    Some((seen, identity)) if *seen == ip => identity.clone(),
+                    _ => {
+                        let identity = shared.peers.cached(d.from);
+                        last = Some((ip, identity.clone()));
+                        identity
+                    }
+                };
                 keep.push(d);
             }
         }
@@ -333,8 +344,14 @@ impl UdpListener {
                 remote_address: &text.as_ref().expect("set above").1,
                 remote_port: d.from.port(),
                 local_port: self.port,
-                name: crate::info::UNKNOWN_NAME,
-                mac_address: crate::info::UNKNOWN_MAC,
+                name: d
+                    .identity
+                    .as_ref()
+                    .map_or(crate::info::UNKNOWN_NAME, |i| &i.name),
+                mac_address: d
+                    .identity
+                    .as_ref()
+                    .map_or(crate::info::UNKNOWN_MAC, |i| &i.mac_address),
             };
             host.received_datagram(self.id, &d.data, &info);
             ran += 1;

@@ -6,6 +6,7 @@
 //! an IPv4 peer is then plainly IPv4.
 
 use crate::error::{self, Error};
+use crate::info::PeerIdentity;
 use crate::ports::{bind_error, listen_addresses};
 use bytes::Bytes;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -13,6 +14,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -159,6 +161,8 @@ pub(crate) fn bind(bind: Option<IpAddr>, port: u16) -> Result<Bound, Error> {
 pub(crate) struct Datagram {
     pub from: SocketAddr,
     pub data: Bytes,
+    /// The sender's name and MAC from the peer cache (filled when the batch is queued).
+    pub identity: Option<Arc<PeerIdentity>>,
 }
 
 /// What one receive call gave.
@@ -270,6 +274,7 @@ pub(crate) fn recv_batch(socket: &UdpSocket) -> io::Result<Batch> {
                 datagrams.push(Datagram {
                     from,
                     data: joined.slice(offset..offset + len),
+                    identity: None,
                 });
             }
             offset += len;
@@ -310,6 +315,7 @@ pub(crate) fn recv_batch(socket: &UdpSocket) -> io::Result<Batch> {
             Ok((n, from)) => datagrams.push(Datagram {
                 from,
                 data: Bytes::copy_from_slice(&buf[..n]),
+                identity: None,
             }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !datagrams.is_empty() => break,
             Err(e) => return Err(e),
