@@ -165,3 +165,101 @@ fn ssdp_search_finds_a_upnp_device() {
     );
     assert!(!out.contains("\n0 answer(s)"), "{out}");
 }
+
+/// who_is_there lists each peer with its name and MAC: P (avahi answers for "xtpeer.local")
+/// by mDNS, Q (no responder) by the system resolver, here the hosts file of L's namespace.
+#[test]
+fn who_is_there_names_peers_by_mdns_and_by_the_system_resolver() {
+    let test = "who_is_there_names_peers_by_mdns_and_by_the_system_resolver";
+    if !available(test)
+        || !require(
+            common::netns::avahi_installed(),
+            test,
+            "avahi-daemon is not installed (Debian package avahi-daemon)",
+        )
+    {
+        return;
+    }
+    let mut lab = Lab::new();
+    let l = lab.namespace("l");
+    let p = lab.namespace("p");
+    let q = lab.namespace("q");
+    lab.link(&l, "e1", "10.8.1.1/24", &p, "e0", "10.8.1.2/24");
+    lab.link(&l, "e2", "10.8.2.1/24", &q, "e0", "10.8.2.2/24");
+    let _avahi = lab.mdns_responder(&p, "xtpeer", "e0", &["10.8.1.2"]);
+    lab.etc_file(
+        &l,
+        "hosts",
+        "127.0.0.1 localhost\n10.8.2.2 q-from-hosts.test\n",
+    );
+    // Nothing else to ask: no name server in the namespace.
+    lab.etc_file(&l, "resolv.conf", "nameserver 127.0.0.1\n");
+    let (p_mac, q_mac) = (lab.mac(&p, "e0"), lab.mac(&q, "e0"));
+
+    let mut child = lab
+        .command(&l, examples().join("who_is_there").to_str().unwrap())
+        .args(["--port", "0", "--lookup-ms", "3000", "--max-seconds", "30"])
+        .env("LD_LIBRARY_PATH", c_build::library_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("who_is_there runs");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let next_line = |lines: &mut Vec<String>, want: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    lines.push(line.clone());
+                    if line.starts_with(want) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line starting {want:?}; got {lines:#?}"),
+            }
+        }
+    };
+    let first = next_line(&mut lines, "listening on tcp port ");
+    let port: u16 = first
+        .trim_start_matches("listening on tcp port ")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    lab.run(&p, move || {
+        std::net::TcpStream::connect(("10.8.1.1", port)).unwrap();
+    });
+    let line = next_line(&mut lines, "tcp 10.8.1.2 ");
+    assert!(
+        line.ends_with(&format!(": name xtpeer.local, mac {p_mac}")),
+        "{line}"
+    );
+    lab.run(&p, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"hello", ("10.8.1.1", port)).unwrap();
+    });
+    let line = next_line(&mut lines, "udp 10.8.1.2 ");
+    assert!(
+        line.ends_with(&format!(": name xtpeer.local, mac {p_mac}")),
+        "{line}"
+    );
+    lab.run(&q, move || {
+        std::net::TcpStream::connect(("10.8.2.1", port)).unwrap();
+    });
+    let line = next_line(&mut lines, "tcp 10.8.2.2 ");
+    assert!(
+        line.ends_with(&format!(": name q-from-hosts.test, mac {q_mac}")),
+        "{line}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -131,6 +131,9 @@ pub struct Recorder {
     pub on_page: Mutex<Option<PageHook>>,
     /// Set to skip recording data events (for tests that move a lot of data).
     pub skip_data: AtomicBool,
+    /// When set, the info of every `data_available` is kept in `data_info`.
+    pub keep_data_info: AtomicBool,
+    pub data_info: Mutex<Vec<(u64, Info)>>,
 }
 
 impl Recorder {
@@ -206,7 +209,10 @@ unsafe extern "C" fn cb_data(
 ) {
     let r = rec(user_data);
     r.enter();
-    let _ = Info::copy(info);
+    let info = Info::copy(info);
+    if r.keep_data_info.load(Ordering::Relaxed) {
+        r.data_info.lock().push((id, info));
+    }
     let bytes = if len == 0 {
         Vec::new()
     } else {

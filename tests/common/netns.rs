@@ -203,6 +203,110 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Gives programs run with `command(ns, ..)` their own `/etc/<file>` (`ip netns exec`
+    /// bind-mounts `/etc/netns/<ns>/<file>` over it); removed with the lab.
+    pub fn etc_file(&self, ns: &str, file: &str, content: &str) {
+        let dir = format!("/etc/netns/{ns}");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{file}"), content).unwrap();
+    }
+
+    /// A real mDNS responder in `ns`: Debian's avahi-daemon announcing `host_name`.local for
+    /// the addresses of `interface`, with D-Bus off and its own /run (so several can run).
+    /// Returns once it has registered a record for each of `addresses`. Stopped on drop.
+    pub fn mdns_responder(
+        &self,
+        ns: &str,
+        host_name: &str,
+        interface: &str,
+        addresses: &[&str],
+    ) -> Responder {
+        let dir = std::env::temp_dir().join(format!("xtnet-avahi-{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("avahi-daemon.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhost-name={host_name}\ndomain-name=local\nuse-ipv4=yes\nuse-ipv6=yes\n\
+                 enable-dbus=no\nallow-interfaces={interface}\n\
+                 [publish]\npublish-addresses=yes\npublish-workstation=no\npublish-hinfo=no\n"
+            ),
+        )
+        .unwrap();
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && exec avahi-daemon -f {} --no-drop-root --no-chroot --no-rlimits",
+            config.display()
+        );
+        let mut child = self
+            .command(ns, "unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("avahi-daemon starts");
+        let (tx, rx) = mpsc::channel::<String>();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut pending: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("Registering new address record for {a} "))
+            .chain(["Server startup complete".to_owned()])
+            .collect();
+        let mut log = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    pending.retain(|p| !line.contains(p.as_str()));
+                    log.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("avahi-daemon in {ns} never got ready ({pending:?}): {log:#?}");
+                }
+            }
+        }
+        Responder { child, dir }
+    }
+}
+
+/// A running avahi-daemon (see [`Lab::mdns_responder`]).
+pub struct Responder {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether Debian's avahi-daemon is installed (the real mDNS responder the identity tests use).
+pub fn avahi_installed() -> bool {
+    Command::new("avahi-daemon")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for (_, w) in &mut self.workers {
@@ -213,6 +317,7 @@ impl Drop for Lab {
         }
         for name in &self.names {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{name}"));
         }
     }
 }
