@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --bench echo                 # everything
 //!     cargo bench --bench echo -- --quick      # shorter runs
+//!     cargo bench --bench echo -- --baseline-lib DIR   # also another build's libxtnet.so
+//!                                                      # (e.g. a worktree's target/release)
 //!
 //! Scenarios: 50 connections x 16 messages in flight x 64 B ("\r\n"-framed), throughput with
 //! every echoed byte verified; 1 connection with one message in flight, RTT percentiles;
@@ -19,7 +21,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{median, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server, Server};
+use support::{
+    median, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server,
+    xtnet_echo_server_with_lib, Server,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOUNDARY: &[u8] = b"\r\n";
@@ -319,19 +324,40 @@ fn main() {
     let tokio_srv = tokio_server();
     let xt = xtnet_server("thread");
     let xt_poll = xtnet_server("poll");
-    let servers = [&tokio_srv, &xt, &xt_poll];
+    // `--baseline-lib DIR`: the same echo_server on another build of the library, to measure
+    // a change against the build before it in one run.
+    let baseline = args
+        .iter()
+        .position(|a| a == "--baseline-lib")
+        .and_then(|i| args.get(i + 1))
+        .map(|dir| {
+            xtnet_echo_server_with_lib("xtnet (baseline lib)", &["--port", "0", "--quiet"], dir)
+        });
+    let mut servers = vec![&tokio_srv, &xt, &xt_poll];
+    servers.extend(baseline.as_ref());
     println!(
-        "servers: tokio pid {}, xtnet pid {}, xtnet poll pid {}",
-        tokio_srv.pid(),
-        xt.pid(),
-        xt_poll.pid()
+        "servers: {}",
+        servers
+            .iter()
+            .map(|s| format!("{} pid {}", s.name, s.pid()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!();
+    let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
+    let extra = if baseline.is_some() {
+        " | xtnet / baseline"
+    } else {
+        ""
+    };
     println!(
-        "| scenario | {} | {} | {} | xtnet / tokio |",
-        servers[0].name, servers[1].name, servers[2].name
+        "| scenario | {} | xtnet / tokio{extra} |",
+        names.join(" | ")
     );
-    println!("|---|---|---|---|---|");
+    println!(
+        "|---|---|---|---|---|{}",
+        if baseline.is_some() { "---|---|" } else { "" }
+    );
 
     if run("tput") {
         // Throughput, alternating servers each round; medians.

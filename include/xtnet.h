@@ -192,7 +192,9 @@
 #define XT_OPT_HTTP_REQUEST_TIMEOUT_MS 9
 
 /**
- * Longest wait for a peer's name/MAC before `new_connection`; 0 = cache only; default 250.
+ * Longest wait for a peer's name/MAC before `new_connection` (or `connected`) of a peer not yet
+ * in the cache; 0 = cache only (a lookup still starts, for the next connection); default 250,
+ * at most 60000. Other connections and events never wait for it.
  */
 #define XT_OPT_PEER_LOOKUP_MS 10
 
@@ -251,11 +253,15 @@ typedef struct XtConnectionInfo {
    */
   uint16_t peer_port;
   /**
-   * xtKeyName: the peer's Bonjour/local name, "?" when unknown.
+   * xtKeyName: the peer's Bonjour/local name ("kitchen.local": mDNS reverse lookup on its
+   * link, else the system resolver's name), "?" when unknown or not found within
+   * `XT_OPT_PEER_LOOKUP_MS`. The same in every event of one connection.
    */
   const char *name;
   /**
-   * xtKeyMacAddress: "aa:bb:cc:dd:ee:ff", "00:00:00:00:00:00" when unknown.
+   * xtKeyMacAddress: "aa:bb:cc:dd:ee:ff" from the neighbour table for a peer on a local
+   * link; "00:00:00:00:00:00" for loopback, routed peers, links without MAC addresses, or
+   * when unknown.
    */
   const char *mac_address;
   /**

@@ -341,3 +341,95 @@ fn loopback_peers_are_answered_at_once_without_lookups() {
         assert_eq!(xt_get_stat(ctx.ptr, XT_STAT_PEER_CACHE_ENTRIES), 0);
     }
 }
+
+#[test]
+fn an_outgoing_connection_identifies_its_peer_too() {
+    let Some(mut n) = net("an_outgoing_connection_identifies_its_peer_too", true) else {
+        return;
+    };
+    let mac = n.lab.mac(&n.p, "e0");
+    let listener = n.lab.run(&n.p.clone(), || {
+        std::net::TcpListener::bind("0.0.0.0:0").unwrap()
+    });
+    let port = listener.local_addr().unwrap().port();
+    let ctx = n.context(5000);
+    let ctx2 = ctx.clone();
+    let id = n
+        .lab
+        .run(&n.l.clone(), move || ctx2.connect("10.8.1.2", port, b"\n"));
+    let (mut accepted, _) = listener.accept().unwrap();
+    accepted.write_all(b"welcome\n").unwrap();
+    let evs = ctx.wait_until("data from P", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| matches!(e, Ev::Data(d, m) if *d == id && m == b"welcome"))
+    });
+    let connected = evs
+        .iter()
+        .find_map(|e| match e {
+            Ev::Connected(i, info) if *i == id => Some(info.clone()),
+            _ => None,
+        })
+        .expect("connected");
+    assert_eq!(connected.remote_address, "10.8.1.2");
+    assert_eq!(
+        (connected.name.as_str(), connected.mac_address.as_str()),
+        (PEER_NAME, mac.as_str())
+    );
+    drop(accepted);
+    let closed = ctx.wait_closed(id);
+    assert_eq!(
+        (closed.name, closed.mac_address),
+        (connected.name, connected.mac_address)
+    );
+}
+
+#[test]
+fn a_flood_of_new_senders_is_looked_up_at_a_bounded_rate() {
+    let Some(mut n) = net(
+        "a_flood_of_new_senders_is_looked_up_at_a_bounded_rate",
+        false,
+    ) else {
+        return;
+    };
+    // 200 addresses on Q's link, each sending one datagram as fast as it can.
+    let batch: String = (10..210)
+        .map(|h| format!("addr add 10.8.2.{h}/24 dev e0\n"))
+        .collect();
+    let mut ip = n
+        .lab
+        .command(&n.q, "ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ip.stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    assert!(ip.wait().unwrap().success());
+    let ctx = n.context(250);
+    let ctx2 = ctx.clone();
+    let (_, udp_port) = n.lab.run(&n.l.clone(), move || ctx2.udp(0));
+    let started = Instant::now();
+    n.lab.run(&n.q.clone(), move || {
+        for h in 10..210 {
+            let s = UdpSocket::bind(("10.8.2.".to_owned() + &h.to_string(), 0)).unwrap();
+            s.send_to(b"hello", ("10.8.2.1", udp_port)).unwrap();
+        }
+    });
+    let got = ctx.wait_datagrams(200);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(
+        got.len(),
+        200,
+        "every datagram is delivered, looked up or not"
+    );
+    let lookups = n.stat(&ctx, XT_STAT_PEER_LOOKUPS);
+    let allowed = 50.0 + 50.0 * elapsed;
+    assert!(
+        lookups > 0 && (lookups as f64) <= allowed,
+        "{lookups} lookups in {elapsed:.2} s (at most {allowed:.0})"
+    );
+    assert!(n.stat(&ctx, XT_STAT_PEER_CACHE_ENTRIES) <= lookups);
+}

@@ -100,6 +100,17 @@ pub fn xtnet_example(example: &str, name: &'static str, args: &[&str]) -> Server
     Server::start(name, cmd)
 }
 
+/// `c-examples/echo_server` with `args`, run against the xtnet library in `lib_dir` (another
+/// build, to compare with) instead of this build's.
+pub fn xtnet_echo_server_with_lib(name: &'static str, args: &[&str], lib_dir: &str) -> Server {
+    let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
+    let mut cmd = c_build::example_command(&out.join("echo_server"));
+    cmd.env("LD_LIBRARY_PATH", lib_dir)
+        .args(args)
+        .args(["--max-seconds", "3600"]);
+    Server::start(name, cmd)
+}
+
 /// `c-examples/echo_server` with `args`.
 pub fn xtnet_echo_server(name: &'static str, args: &[&str]) -> Server {
     xtnet_example("echo_server", name, args)
@@ -122,10 +133,15 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// One table row: the servers' values and the ratio of the second to the first.
+/// One table row: the servers' values and the ratio of the second to the first (and, with a
+/// fourth server, a baseline build of xtnet, the ratio of the second to that).
 pub fn row(label: &str, v: &[f64], decimals: usize) {
     let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
-    println!("| {label} | {} | {:.2} |", cells.join(" | "), v[1] / v[0]);
+    let mut ratios = format!("{:.2}", v[1] / v[0]);
+    if v.len() > 3 {
+        ratios.push_str(&format!(" | {:.3}", v[1] / v[3]));
+    }
+    println!("| {label} | {} | {ratios} |", cells.join(" | "));
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

@@ -40,9 +40,13 @@ pub struct XtConnectionInfo {
     pub remote_port: u16,
     /// The peer's own port.
     pub peer_port: u16,
-    /// xtKeyName: the peer's Bonjour/local name, "?" when unknown.
+    /// xtKeyName: the peer's Bonjour/local name ("kitchen.local": mDNS reverse lookup on its
+    /// link, else the system resolver's name), "?" when unknown or not found within
+    /// `XT_OPT_PEER_LOOKUP_MS`. The same in every event of one connection.
     pub name: *const c_char,
-    /// xtKeyMacAddress: "aa:bb:cc:dd:ee:ff", "00:00:00:00:00:00" when unknown.
+    /// xtKeyMacAddress: "aa:bb:cc:dd:ee:ff" from the neighbour table for a peer on a local
+    /// link; "00:00:00:00:00:00" for loopback, routed peers, links without MAC addresses, or
+    /// when unknown.
     pub mac_address: *const c_char,
     /// xtKeyUniqueId: the connection id as decimal text.
     pub unique_id: *const c_char,

@@ -23,7 +23,9 @@ pub const XT_OPT_HTTP_MAX_HEADER_BYTES: u32 = 7;
 pub const XT_OPT_HTTP_MAX_BODY_BYTES: u32 = 8;
 /// HTTP request headers must arrive within this; default 10000, then 408.
 pub const XT_OPT_HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
-/// Longest wait for a peer's name/MAC before `new_connection`; 0 = cache only; default 250.
+/// Longest wait for a peer's name/MAC before `new_connection` (or `connected`) of a peer not yet
+/// in the cache; 0 = cache only (a lookup still starts, for the next connection); default 250,
+/// at most 60000. Other connections and events never wait for it.
 pub const XT_OPT_PEER_LOOKUP_MS: u32 = 10;
 
 /// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
