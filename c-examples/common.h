@@ -1,12 +1,20 @@
-/* Small helpers shared by the C examples: argument parsing and C-escape decoding.
- * The examples use nothing of xtnet but include/xtnet.h and the library. */
+/* Small helpers shared by the C examples: argument parsing, C-escape decoding, and the main
+ * loop of a server. The examples use nothing of xtnet but include/xtnet.h and the library.
+ * Include after defining _POSIX_C_SOURCE (sigaction, nanosleep). */
 #ifndef XTNET_EXAMPLES_COMMON_H
 #define XTNET_EXAMPLES_COMMON_H
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "xtnet.h"
 
 /* Decodes C escapes (\r \n \t \0 \\ \xHH) from `in` into `out` (at most `cap` bytes).
  * Returns the decoded length, or -1 if it does not fit or an escape is malformed. */
@@ -51,6 +59,32 @@ static inline long xt_example_number(const char *flag, const char *text, long ma
         exit(2);
     }
     return v;
+}
+
+static volatile sig_atomic_t xt_example_stop_requested = 0;
+static inline void xt_example_on_signal(int sig) { (void)sig; xt_example_stop_requested = 1; }
+
+/* Runs a server until SIGINT/SIGTERM or `max_seconds` (0 = no limit). Thread dispatch: the
+ * callbacks run on xtnet's thread and this one just waits. Poll dispatch: this is the host's
+ * own event loop, waiting on xtnet's descriptor and letting it run callbacks here. */
+static inline void xt_example_serve(XtContext *ctx, bool poll_mode, long max_seconds) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = xt_example_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    time_t deadline = max_seconds ? time(NULL) + max_seconds : 0;
+    struct pollfd p = {.fd = poll_mode ? xt_wakeup_fd(ctx) : -1, .events = POLLIN, .revents = 0};
+    while (!xt_example_stop_requested && (!deadline || time(NULL) < deadline)) {
+        if (poll_mode) {
+            int n = poll(&p, 1, 200);
+            if (n < 0 && errno != EINTR) { perror("poll"); break; }
+            if (n > 0 && xt_poll(ctx, 0) < 0) fprintf(stderr, "xt_poll: %s\n", xt_last_error_message());
+        } else {
+            struct timespec t = {0, 100 * 1000 * 1000};
+            nanosleep(&t, NULL);
+        }
+    }
 }
 
 #endif

@@ -29,9 +29,6 @@
 #include "common.h"
 #include "xtnet.h"
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) { (void)sig; stop_requested = 1; }
-
 typedef struct Server {
     XtContext *ctx;
     unsigned char boundary[256];
@@ -141,27 +138,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    time_t deadline = max_seconds ? time(NULL) + max_seconds : 0;
-    int wake = poll_mode ? xt_wakeup_fd(server.ctx) : -1;
-    while (!stop_requested && (!deadline || time(NULL) < deadline)) {
-        if (poll_mode) {
-            /* The host's own event loop: wait on xtnet's descriptor, then let it run callbacks. */
-            struct pollfd p = {.fd = wake, .events = POLLIN, .revents = 0};
-            int n = poll(&p, 1, 200);
-            if (n < 0 && errno != EINTR) { perror("poll"); break; }
-            if (n > 0 && xt_poll(server.ctx, 0) < 0)
-                fprintf(stderr, "xt_poll: %s\n", xt_last_error_message());
-        } else {
-            struct timespec t = {0, 200 * 1000 * 1000};
-            nanosleep(&t, NULL);
-        }
-    }
+    xt_example_serve(server.ctx, poll_mode, max_seconds);
     long long dropped = udp ? xt_udp_dropped(server.ctx, udp) : 0;
     long long refused = udp ? xt_udp_send_failures(server.ctx, udp) : 0;
     xt_context_free(server.ctx);

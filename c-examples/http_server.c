@@ -26,9 +26,6 @@
 #include "common.h"
 #include "xtnet.h"
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) { (void)sig; stop_requested = 1; }
-
 /* A growing text buffer for the page. */
 typedef struct Page {
     char *text;
@@ -197,21 +194,7 @@ int main(int argc, char **argv) {
     printf("listening on port %u\n", (unsigned)xt_listener_port(ctx, server));
     fflush(stdout);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    time_t deadline = max_seconds ? time(NULL) + max_seconds : 0;
-    struct pollfd p = {.fd = poll_mode ? xt_wakeup_fd(ctx) : -1, .events = POLLIN, .revents = 0};
-    while (!stop_requested && (!deadline || time(NULL) < deadline)) {
-        if (poll_mode) {
-            if (poll(&p, 1, 200) > 0) xt_poll(ctx, 0);
-        } else {
-            struct timespec t = {0, 200 * 1000 * 1000};
-            nanosleep(&t, NULL);
-        }
-    }
+    xt_example_serve(ctx, poll_mode, max_seconds);
     xt_context_free(ctx);
     printf("stopped: %llu requests\n", requests);
     for (unsigned i = 0; i < NOTES; i++) free(notes[i]);

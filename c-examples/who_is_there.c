@@ -29,9 +29,6 @@
 #include "common.h"
 #include "xtnet.h"
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) { (void)sig; stop_requested = 1; }
-
 /* What was last printed per UDP sender: a small table, oldest entry replaced when full. */
 #define SENDERS 256
 typedef struct Sender {
@@ -144,17 +141,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    time_t deadline = max_seconds ? time(NULL) + max_seconds : 0;
-    while (!stop_requested && (!deadline || time(NULL) < deadline)) {
-        struct timespec t = {0, 100 * 1000 * 1000};
-        nanosleep(&t, NULL);
-    }
+    xt_example_serve(watcher.ctx, false, max_seconds);
     xt_context_free(watcher.ctx);
     return 0;
 }

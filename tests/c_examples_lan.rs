@@ -181,11 +181,7 @@ fn who_is_there_names_peers_by_mdns_and_by_the_system_resolver() {
         return;
     }
     let mut lab = Lab::new();
-    let l = lab.namespace("l");
-    let p = lab.namespace("p");
-    let q = lab.namespace("q");
-    lab.link(&l, "e1", "10.8.1.1/24", &p, "e0", "10.8.1.2/24");
-    lab.link(&l, "e2", "10.8.2.1/24", &q, "e0", "10.8.2.2/24");
+    let (l, p, q) = lab.l_p_q();
     let _avahi = lab.mdns_responder(&p, "xtpeer", "e0", &["10.8.1.2"]);
     lab.etc_file(
         &l,

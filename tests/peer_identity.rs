@@ -40,11 +40,7 @@ fn net(test: &str, responder: bool) -> Option<Net> {
         return None;
     }
     let mut lab = Lab::new();
-    let l = lab.namespace("l");
-    let p = lab.namespace("p");
-    let q = lab.namespace("q");
-    lab.link(&l, "e1", "10.8.1.1/24", &p, "e0", "10.8.1.2/24");
-    lab.link(&l, "e2", "10.8.2.1/24", &q, "e0", "10.8.2.2/24");
+    let (l, p, q) = lab.l_p_q();
     let responder =
         responder.then(|| lab.mdns_responder(&p, "xtpeer", "e0", &["10.8.1.2", "fd00:9:1::2"]));
     Some(Net {

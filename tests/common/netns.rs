@@ -204,6 +204,17 @@ impl Lab {
 }
 
 impl Lab {
+    /// The peer identity tests' topology: namespace L with link e1 (10.8.1.1) to P (e0,
+    /// 10.8.1.2) and link e2 (10.8.2.1) to Q (e0, 10.8.2.2). Returns (L, P, Q).
+    pub fn l_p_q(&mut self) -> (String, String, String) {
+        let l = self.namespace("l");
+        let p = self.namespace("p");
+        let q = self.namespace("q");
+        self.link(&l, "e1", "10.8.1.1/24", &p, "e0", "10.8.1.2/24");
+        self.link(&l, "e2", "10.8.2.1/24", &q, "e0", "10.8.2.2/24");
+        (l, p, q)
+    }
+
     /// Gives programs run with `command(ns, ..)` their own `/etc/<file>` (`ip netns exec`
     /// bind-mounts `/etc/netns/<ns>/<file>` over it); removed with the lab.
     pub fn etc_file(&self, ns: &str, file: &str, content: &str) {
