@@ -531,3 +531,23 @@ fn wrong_kind_and_bad_ids() {
         assert_eq!(xt_last_error(), XT_ERR_INVALID_PORT);
     }
 }
+
+#[test]
+fn freeing_the_context_does_not_wait_for_a_client_that_keeps_its_socket() {
+    let mut ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    // The answer ends the connection (Connection: close); the server lingers for the client's
+    // close, for up to 2 s — but not when the context is freed.
+    let mut kept = connect(port);
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut kept, false).unwrap().status, 200);
+    let started = Instant::now();
+    ctx.free();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "xt_context_free waited {:?} for the lingering connection",
+        started.elapsed()
+    );
+    drop(kept);
+}

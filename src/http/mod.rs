@@ -273,7 +273,11 @@ async fn serve(
             return;
         }
     }
-    linger(&conn.stream.stream).await;
+    // The listener stopping (or the context being freed) cuts the lingering short.
+    tokio::select! {
+        _ = linger(&conn.stream.stream) => {}
+        _ = listener.closed() => {}
+    }
 }
 
 /// Writes a short last answer (bounded in time: the peer may not read).

@@ -34,6 +34,13 @@ pub(crate) fn open_connection(
     Ok(id)
 }
 
+/// Names under the special-use domain `invalid` (RFC 6761 §6.4: resolution libraries should
+/// answer "no such name" themselves): answered here, without asking any name server.
+fn is_invalid_domain(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "invalid" || name.ends_with(".invalid")
+}
+
 /// Resolves and connects, trying each address in turn within one overall time limit.
 async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Connected, Error> {
     let host = host.as_str();
@@ -44,6 +51,14 @@ async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Con
             .unwrap_or(host);
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) if is_invalid_domain(bare) => {
+                return Err(Error::new(
+                    error::NAME_RESOLUTION,
+                    format!(
+                        "cannot resolve {host:?}: names under .invalid never resolve (RFC 6761)"
+                    ),
+                ))
+            }
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
                 .map_err(|e| {
@@ -79,5 +94,25 @@ async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Con
                     ),
                 ))
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_invalid_domain;
+
+    #[test]
+    fn the_invalid_domain() {
+        for name in [
+            "invalid",
+            "x.invalid",
+            "No-Such-Host.INVALID.",
+            "a.b.invalid",
+        ] {
+            assert!(is_invalid_domain(name), "{name}");
+        }
+        for name in ["invalid.example", "example.com", "invalidx", "x.invalidx"] {
+            assert!(!is_invalid_domain(name), "{name}");
+        }
     }
 }

@@ -1,0 +1,224 @@
+"""The Pythonic layer over the C library, with real sockets on loopback."""
+
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+import xtnet
+from conftest import read_lines, wait_for
+
+HEADER = os.path.join(os.path.dirname(__file__), "..", "..", "include", "xtnet.h")
+
+
+def test_constants_match_the_header():
+    text = open(HEADER).read()
+    defines = dict(re.findall(r"#define XT_([A-Z_]+) (\d+)", text))
+    assert defines, "no #define in the header?"
+    for name, value in defines.items():
+        assert getattr(xtnet, name) == int(value), name
+    assert xtnet.BROADCAST_ADDRESS == re.search(r'#define XT_BROADCAST_ADDRESS "([^"]+)"', text)[1]
+
+
+def test_a_missing_library_says_where_it_looked():
+    env = dict(os.environ, XTNET_LIBRARY="/nonexistent/libxtnet.so", LD_LIBRARY_PATH="")
+    env["PYTHONPATH"] = os.path.join(os.path.dirname(__file__), "..")
+    out = subprocess.run(
+        [sys.executable, "-c", "import xtnet"], env=env, capture_output=True, text=True,
+        cwd="/",
+    )
+    assert out.returncode != 0
+    assert "LibraryNotFound" in out.stderr
+    assert "/nonexistent/libxtnet.so" in out.stderr
+    assert "XTNET_LIBRARY" in out.stderr
+
+
+def test_framed_echo_with_events_in_order():
+    events = []
+    with xtnet.Context() as ctx:
+        ctx.on_new_connection = lambda cid, info: events.append(("new", cid, info)) or True
+        ctx.on_data = lambda cid, data, info: (events.append(("data", cid, data)), ctx.send(cid, data.upper() + b"\n"))
+        ctx.on_socket_error = lambda cid, info: events.append(("error", cid, info))
+        listener = ctx.start_tcp_listener(0, b"\n")
+        assert listener.port > 0
+        with socket.create_connection(("127.0.0.1", listener.port)) as s:
+            s.sendall(b"hello\nwor")
+            s.sendall(b"ld\n")
+            assert read_lines(s, 2) == b"HELLO\nWORLD\n"
+        wait_for(lambda: any(e[0] == "error" for e in events), what="socket_error")
+    kinds = [e[0] for e in events]
+    assert kinds == ["new", "data", "data", "error"]
+    new_info, err_info = events[0][2], events[-1][2]
+    assert new_info.remote_address == "127.0.0.1"
+    assert new_info.remote_port == listener.port
+    assert new_info.unique_id == str(events[0][1])
+    assert (new_info.name, new_info.mac_address) == ("?", "00:00:00:00:00:00")
+    assert err_info.error_number == xtnet.ERR_LOST_CONNECTION
+
+
+def test_refusing_and_a_raising_callback_refuse_the_connection():
+    calls = []
+
+    def refuse_then_raise(cid, info):
+        calls.append(cid)
+        if len(calls) == 1:
+            return False
+        raise RuntimeError("a plugin bug")
+
+    with xtnet.Context(on_new_connection=refuse_then_raise) as ctx:
+        port = ctx.start_tcp_listener(0).port
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.settimeout(5)
+                assert s.recv(10) == b"", "refused: closed at once"
+        assert len(calls) == 2
+        assert ctx.stat(xtnet.STAT_CONNECTIONS) == 0
+
+
+def test_outgoing_connection_and_name_resolution_error():
+    server = socket.create_server(("127.0.0.1", 0))
+    events = []
+    with xtnet.Context(
+        on_connected=lambda cid, info: events.append(("connected", cid, info)),
+        on_data=lambda cid, data, info: events.append(("data", cid, data)),
+        on_socket_error=lambda cid, info: events.append(("error", cid, info.error_number)),
+    ) as ctx:
+        cid = ctx.open_tcp_connection("127.0.0.1", server.getsockname()[1], b"\r\n")
+        peer, _ = server.accept()
+        peer.sendall(b"hi\r\n")
+        wait_for(lambda: ("data", cid, b"hi") in events, what="data")
+        assert events[0][0] == "connected" and events[0][2].server_id == 0
+        bad = ctx.open_tcp_connection("no-such-host.invalid", 80)
+        wait_for(lambda: ("error", bad, xtnet.ERR_NAME_RESOLUTION) in events, what="103")
+        peer.close()
+        wait_for(lambda: ("error", cid, xtnet.ERR_LOST_CONNECTION) in events, what="102")
+    server.close()
+
+
+def test_errors_raise_with_code_and_text():
+    with xtnet.Context() as ctx:
+        busy = ctx.start_tcp_listener(0)
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.start_tcp_listener(busy.port)
+        assert e.value.code == xtnet.ERR_ADDRESS_IN_USE
+        assert str(busy.port) in e.value.message
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.start_tcp_listener(80)
+        assert e.value.code == xtnet.ERR_INVALID_PORT
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.send(987654, b"x")
+        assert e.value.code == xtnet.ERR_INVALID_STATE
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.set_option(xtnet.OPT_MAX_MESSAGE_LEN, -5)
+        assert e.value.code == xtnet.ERR_INVALID_ARGUMENT
+        busy.stop()
+        with pytest.raises(xtnet.XtError):
+            busy.stop()
+    with pytest.raises(xtnet.XtError) as e:
+        ctx.start_tcp_listener(0)
+    assert e.value.code == xtnet.ERR_INVALID_STATE, "a closed context"
+    assert xtnet.error_text(102)
+
+
+def test_poll_dispatch_runs_callbacks_only_inside_poll():
+    got = []
+    with xtnet.Context("poll", on_data=lambda cid, d, i: got.append(d)) as ctx:
+        port = ctx.start_tcp_listener(0, b"\n").port
+        fd = ctx.wakeup_fd()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"one\n")
+            readable, _, _ = select.select([fd], [], [], 5)
+            assert readable == [fd], "the descriptor wakes the host's loop"
+            assert got == [], "nothing runs outside poll()"
+            wait_for(lambda: got == [b"one"], poll=ctx, what="data in poll")
+
+
+def test_close_inside_a_callback_is_refused():
+    seen = []
+
+    def on_data(cid, data, info):
+        try:
+            ctx.close()
+        except xtnet.XtError as e:
+            seen.append(e.code)
+
+    with xtnet.Context(on_data=on_data) as ctx:
+        port = ctx.start_tcp_listener(0, b"\n").port
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"x\n")
+            wait_for(lambda: seen, what="the callback")
+        assert seen == [xtnet.ERR_INVALID_STATE]
+        assert ctx.stat(xtnet.STAT_LISTENERS) == 1, "still open"
+
+
+def test_udp_datagrams_in_and_replies_out():
+    got = []
+    with xtnet.Context() as ctx:
+        listener = ctx.start_udp_listener(0)
+
+        def on_datagram(sid, data, info):
+            got.append((sid, data, info))
+            listener.send_to(info.remote_address, info.remote_port, b"re: " + data)
+
+        ctx.on_datagram = on_datagram
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(b"ping", ("127.0.0.1", listener.port))
+            reply, sender = s.recvfrom(100)
+            assert reply == b"re: ping"
+            assert sender[1] == listener.port, "replies leave from the listening port"
+            sid, data, info = got[0]
+            assert (sid, data) == (listener.id, b"ping")
+            assert info.remote_port == s.getsockname()[1] and info.local_port == listener.port
+        with pytest.raises(xtnet.XtError) as e:
+            listener.join("10.1.2.3")
+        assert e.value.code == xtnet.ERR_INVALID_ARGUMENT
+        listener.join("239.255.255.250")
+        listener.leave("239.255.255.250")
+        assert listener.dropped == 0
+
+
+def test_http_pages_answered_inline():
+    seen = []
+
+    def page(request):
+        seen.append(request)
+        if request.path == "/boom":
+            raise ValueError("handler bug")
+        if request.method == "POST":
+            name = request.form_value("name")
+            return 201, {"X-Name-Length": str(len(name))}, f"hello {name}"
+        return f"<p>{request.path} {request.query}</p>"
+
+    with xtnet.Context(on_page_request=page) as ctx:
+        port = ctx.start_html_listener(0).port
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(base + "/a%20b?x=1&y=2") as r:
+            assert r.status == 200 and r.read() == b"<p>/a b x=1&y=2</p>"
+            assert r.headers["Content-Type"].startswith("text/html")
+        body = urllib.parse.urlencode({"name": "Zoë"}).encode()
+        with urllib.request.urlopen(base + "/form", data=body) as r:
+            assert r.status == 201 and r.headers["X-Name-Length"] == "3"
+            assert r.read().decode() == "hello Zoë"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(base + "/boom")
+        assert e.value.code == 500
+    request = seen[0]
+    assert (request.method, request.path, request.query) == ("GET", "/a b", "x=1&y=2")
+    assert request.form == [("x", "1"), ("y", "2")]
+    assert request.header("host") == f"127.0.0.1:{port}"
+    assert request.info.remote_address == "127.0.0.1"
+    assert seen[1].body == body
+
+    with xtnet.Context() as ctx:
+        port = ctx.start_html_listener(0).port
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/")
+        assert e.value.code == 404, "no handler: 404"

@@ -1,0 +1,566 @@
+"""The Pythonic layer: a :class:`Context` with listeners, connections and callbacks.
+
+Every callback is a plain Python callable, set on the context (``ctx.on_data = f``) or passed
+to its constructor. They run one at a time: on xtnet's own thread (``dispatch="thread"``) or
+inside :meth:`Context.poll` on the caller's thread (``dispatch="poll"``). Data is ``bytes``
+in and out (``str`` is accepted where data is sent and encoded as UTF-8). A failed call
+raises :class:`XtError` with xtnet's error code and text.
+
+An exception raised by a callback is printed (with its traceback) to ``sys.stderr`` and does
+not stop the context; a ``on_new_connection`` that raises refuses the connection.
+"""
+
+import ctypes
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+from . import _native
+from ._native import lib
+
+# ---------------------------------------------------------------- constants (as in xtnet.h)
+
+OK = 0
+ERR_LOST_CONNECTION = 102
+ERR_NAME_RESOLUTION = 103
+ERR_ADDRESS_IN_USE = 105
+ERR_INVALID_STATE = 106
+ERR_INVALID_PORT = 107
+ERR_OUT_OF_MEMORY = 108
+ERR_INVALID_ARGUMENT = 1001
+ERR_PANIC = 1002
+
+OPT_MAX_MESSAGE_LEN = 1
+OPT_WRITE_QUEUE_LIMIT = 2
+OPT_ALLOW_PRIVILEGED_PORTS = 3
+OPT_LISTEN_BACKLOG = 4
+OPT_IDLE_TIMEOUT_MS = 5
+OPT_CONNECT_TIMEOUT_MS = 6
+OPT_HTTP_MAX_HEADER_BYTES = 7
+OPT_HTTP_MAX_BODY_BYTES = 8
+OPT_HTTP_REQUEST_TIMEOUT_MS = 9
+OPT_PEER_LOOKUP_MS = 10
+
+STAT_CONNECTIONS = 1
+STAT_LISTENERS = 2
+STAT_BACKLOG_BYTES = 3
+STAT_PEER_CACHE_ENTRIES = 4
+STAT_PEER_LOOKUPS = 5
+
+LOG_ERROR = 1
+LOG_WARNING = 2
+LOG_INFO = 3
+LOG_DEBUG = 4
+
+BROADCAST_ADDRESS = "255.255.255.255"
+
+_DISPATCH = {"thread": 0, "poll": 1}
+
+
+class XtError(Exception):
+    """A failed xtnet call: ``code`` is xtnet's number (102-108, 1001, 1002 or a system errno),
+    ``message`` its text."""
+
+    def __init__(self, code, message):
+        self.code = code
+        self.message = message
+        super().__init__(f"xtnet error {code}: {message}")
+
+
+def version():
+    """The library's version, "MAJOR.MINOR.PATCH"."""
+    return lib.xt_version().decode()
+
+
+def error_text(code):
+    """The text for any xtnet error code."""
+    return lib.xt_error_text(code).decode("utf-8", "replace")
+
+
+def _last_error():
+    code = lib.xt_last_error()
+    message = lib.xt_last_error_message()
+    return XtError(code, message.decode("utf-8", "replace") if message else error_text(code))
+
+
+def _check(rc):
+    if rc != OK:
+        raise XtError(rc, (lib.xt_last_error_message() or b"").decode("utf-8", "replace"))
+
+
+def _data(data):
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return bytes(data)
+
+
+def _text(p):
+    return p.decode("utf-8", "replace") if p else ""
+
+
+# ---------------------------------------------------------------- what callbacks receive
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A connection and its peer (a copy: it stays valid after the callback)."""
+
+    remote_address: str
+    remote_port: int  # the LOCAL port (the listening port for accepted connections)
+    peer_port: int
+    name: str  # Bonjour/local name, "?" when unknown
+    mac_address: str  # "aa:bb:cc:dd:ee:ff", zeros when unknown
+    unique_id: str  # the connection id as text
+    server_id: int  # the listener that accepted it; 0 for an outgoing connection
+    error_number: int = 0  # in on_socket_error only
+    error_message: str = ""
+
+    @classmethod
+    def _copy(cls, p):
+        i = p.contents
+        return cls(
+            _text(i.remote_address),
+            i.remote_port,
+            i.peer_port,
+            _text(i.name),
+            _text(i.mac_address),
+            _text(i.unique_id),
+            i.server_id,
+            i.error_number,
+            _text(i.error_message),
+        )
+
+
+@dataclass(frozen=True)
+class DatagramInfo:
+    """The sender of a datagram (a copy)."""
+
+    remote_address: str
+    remote_port: int  # the sender's port
+    local_port: int  # the port it arrived on
+    name: str
+    mac_address: str
+
+
+@dataclass
+class UploadedFile:
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Request:
+    """An HTTP request (a copy, built before the handler runs)."""
+
+    method: str
+    path: str  # percent-decoded, without the query
+    query: str  # raw, without "?"
+    headers: list  # [(name in lower case, value)], in order
+    body: bytes
+    form: list  # [(name, value)]: query fields, then urlencoded or multipart text fields
+    files: list  # [UploadedFile]
+    info: ConnectionInfo  # the requester
+    server_id: int = 0
+
+    def header(self, name):
+        """The first header called `name` (any case), or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    def form_value(self, name):
+        """The first form field called `name`, or None."""
+        return next((v for k, v in self.form if k == name), None)
+
+
+@dataclass
+class Response:
+    """What a page handler answers. ``body`` may be bytes or str (sent as UTF-8)."""
+
+    body: object = b""
+    status: int = 200
+    headers: list = field(default_factory=list)  # [(name, value)]
+
+
+def _pair_list(count, at, r):
+    out = []
+    for i in range(count(r)):
+        k, v = ctypes.c_char_p(), ctypes.c_char_p()
+        if at(r, i, ctypes.byref(k), ctypes.byref(v)):
+            out.append((_text(k.value), _text(v.value)))
+    return out
+
+
+def _read_request(server_id, r):
+    size = ctypes.c_size_t()
+    body_p = lib.xt_http_request_body(r, ctypes.byref(size))
+    body = ctypes.string_at(body_p, size.value) if body_p and size.value else b""
+    files = []
+    for i in range(lib.xt_http_request_file_count(r)):
+        f, n, c = ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_char_p()
+        d, length = _native.c_uint8_p(), ctypes.c_size_t()
+        if lib.xt_http_request_file_at(
+            r, i, ctypes.byref(f), ctypes.byref(n), ctypes.byref(c), ctypes.byref(d),
+            ctypes.byref(length),
+        ):
+            data = ctypes.string_at(d, length.value) if length.value else b""
+            files.append(UploadedFile(_text(f.value), _text(n.value), _text(c.value), data))
+    return Request(
+        method=_text(lib.xt_http_request_method(r)),
+        path=_text(lib.xt_http_request_path(r)),
+        query=_text(lib.xt_http_request_query(r)),
+        headers=_pair_list(lib.xt_http_request_header_count, lib.xt_http_request_header_at, r),
+        body=body,
+        form=_pair_list(lib.xt_http_request_form_count, lib.xt_http_request_form_at, r),
+        files=files,
+        info=ConnectionInfo._copy(lib.xt_http_request_info(r)),
+        server_id=server_id,
+    )
+
+
+def _as_response(answer):
+    """A handler's answer: a Response, bytes/str (200), (status, body) or
+    (status, headers, body) with headers a dict or a list of pairs."""
+    if isinstance(answer, Response):
+        return answer
+    if answer is None:
+        return Response()
+    if isinstance(answer, (bytes, bytearray, str)):
+        return Response(body=answer)
+    if isinstance(answer, tuple) and len(answer) == 2:
+        return Response(status=answer[0], body=answer[1])
+    if isinstance(answer, tuple) and len(answer) == 3:
+        headers = answer[1].items() if isinstance(answer[1], dict) else answer[1]
+        return Response(status=answer[0], headers=list(headers), body=answer[2])
+    raise TypeError(f"a page handler returned {type(answer).__name__}; see xtnet.Response")
+
+
+def _write_response(resp, answer):
+    _check(lib.xt_http_response_set_status(resp, int(answer.status)))
+    for k, v in answer.headers:
+        _check(lib.xt_http_response_add_header(resp, str(k).encode(), str(v).encode()))
+    body = _data(answer.body)
+    _check(lib.xt_http_response_set_body(resp, body, len(body)))
+
+
+# ---------------------------------------------------------------- listeners
+
+
+class _Listener:
+    kind = ""
+
+    def __init__(self, ctx, server_id):
+        self.ctx = ctx
+        self.id = server_id
+        self.port = lib.xt_listener_port(ctx._ptr, server_id)
+
+    def __repr__(self):
+        return f"<xtnet {self.kind} listener {self.id} on port {self.port}>"
+
+
+class TcpListener(_Listener):
+    kind = "TCP"
+
+    def stop(self):
+        """Stops listening and ends its connections (each gets its on_socket_error)."""
+        if not lib.xt_stop_tcp_listener(self.ctx._live(), self.id):
+            raise _last_error()
+
+
+class UdpListener(_Listener):
+    kind = "UDP"
+
+    def stop(self):
+        if not lib.xt_stop_udp_listener(self.ctx._live(), self.id):
+            raise _last_error()
+
+    def join(self, group, interface=None):
+        """Joins a multicast group on every interface, or on one (name or address)."""
+        ok = (
+            lib.xt_join_multicast_group(self.ctx._live(), self.id, group.encode())
+            if interface is None
+            else lib.xt_join_multicast_group_on(
+                self.ctx._live(), self.id, group.encode(), interface.encode()
+            )
+        )
+        if not ok:
+            raise _last_error()
+
+    def leave(self, group, interface=None):
+        ok = (
+            lib.xt_leave_multicast_group(self.ctx._live(), self.id, group.encode())
+            if interface is None
+            else lib.xt_leave_multicast_group_on(
+                self.ctx._live(), self.id, group.encode(), interface.encode()
+            )
+        )
+        if not ok:
+            raise _last_error()
+
+    def send_to(self, address, port, data):
+        """Sends one datagram from this listener's port; address may be BROADCAST_ADDRESS or a
+        multicast group."""
+        data = _data(data)
+        _check(lib.xt_send_datagram(self.ctx._live(), self.id, address.encode(), port, data, len(data)))
+
+    @property
+    def dropped(self):
+        """Datagrams dropped because the callbacks fell behind."""
+        return lib.xt_udp_dropped(self.ctx._live(), self.id)
+
+
+class HtmlListener(_Listener):
+    kind = "HTTP"
+
+    def stop(self):
+        if not lib.xt_stop_html_listener(self.ctx._live(), self.id):
+            raise _last_error()
+
+
+# ---------------------------------------------------------------- the context
+
+
+class Context:
+    """One xtnet context: its own threads, listeners and connections.
+
+    Callbacks (each optional; set them before starting listeners):
+
+    - ``on_new_connection(conn_id, info) -> bool``: accept (True) or refuse an incoming
+      connection. Without it every connection is accepted.
+    - ``on_connected(conn_id, info)``: an outgoing connection is open.
+    - ``on_data(conn_id, data, info)``: one message (without its boundary) or raw chunk.
+    - ``on_socket_error(conn_id, info)``: the connection's last event; ``info.error_number``
+      is 102 for a normal close.
+    - ``on_datagram(server_id, data, info)``: a UDP datagram with its DatagramInfo.
+    - ``on_page_request(request) -> answer``: an HTTP request; see :func:`_as_response` for
+      what it may return (a Response, bytes/str, (status, body), (status, headers, body)).
+      Without it every request gets 404.
+    - ``on_log(level, message)``: the library's log (LOG_ERROR..LOG_DEBUG).
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, dispatch="thread", **callbacks):
+        if dispatch not in _DISPATCH:
+            raise ValueError('dispatch is "thread" or "poll"')
+        self.dispatch = dispatch
+        self.on_new_connection = callbacks.pop("on_new_connection", None)
+        self.on_connected = callbacks.pop("on_connected", None)
+        self.on_data = callbacks.pop("on_data", None)
+        self.on_socket_error = callbacks.pop("on_socket_error", None)
+        self.on_datagram = callbacks.pop("on_datagram", None)
+        self.on_page_request = callbacks.pop("on_page_request", None)
+        self.on_log = callbacks.pop("on_log", None)
+        if callbacks:
+            raise TypeError(f"unknown callbacks: {', '.join(callbacks)}")
+        self._callback_thread = None
+        self._ptr = None
+        # The C function pointers must live as long as the context: kept here.
+        self._table = _native.XtCallbacks(
+            struct_size=ctypes.sizeof(_native.XtCallbacks),
+            user_data=None,
+            release=_native.RELEASE(),
+            new_connection=_native.NEW_CONNECTION(self._c_new_connection),
+            connected=_native.CONNECTED(self._c_connected),
+            data_available=_native.DATA_AVAILABLE(self._c_data),
+            socket_error=_native.SOCKET_ERROR(self._c_socket_error),
+            received_datagram=_native.RECEIVED_DATAGRAM(self._c_datagram),
+            page_request=_native.PAGE_REQUEST(self._c_page_request),
+            log=_native.LOG(self._c_log),
+        )
+        self._ptr = lib.xt_context_new(ctypes.byref(self._table), _DISPATCH[dispatch])
+        if not self._ptr:
+            raise _last_error()
+
+    # -- life
+
+    def close(self):
+        """Ends everything: every connection gets its on_socket_error (102), callbacks waiting
+        run, then no callback runs again. Not from inside one of this context's callbacks
+        (XtError 106)."""
+        if self._callback_thread == threading.get_ident():
+            raise XtError(ERR_INVALID_STATE, "close() cannot be called from inside a callback")
+        if self._ptr:
+            ptr, self._ptr = self._ptr, None
+            lib.xt_context_free(ptr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _live(self):
+        if not self._ptr:
+            raise XtError(ERR_INVALID_STATE, "the context is closed")
+        return self._ptr
+
+    def poll(self, timeout_ms=0):
+        """Poll dispatch: runs the callbacks that are waiting (waiting up to `timeout_ms` for
+        one, -1 = forever) on this thread; returns how many ran."""
+        n = lib.xt_poll(self._live(), timeout_ms)
+        if n < 0:
+            raise _last_error()
+        return n
+
+    def wakeup_fd(self):
+        """Poll dispatch: a descriptor readable while callbacks wait (for select/selectors)."""
+        fd = lib.xt_wakeup_fd(self._live())
+        if fd < 0:
+            raise _last_error()
+        return fd
+
+    def set_option(self, option, value):
+        _check(lib.xt_set_option(self._live(), option, int(value)))
+
+    def get_option(self, option):
+        v = lib.xt_get_option(self._live(), option)
+        if v < 0:
+            raise _last_error()
+        return v
+
+    def set_bind_address(self, address):
+        """Listeners started afterwards bind this address only ("" = every interface)."""
+        _check(lib.xt_set_bind_address(self._live(), address.encode()))
+
+    def stat(self, counter):
+        v = lib.xt_get_stat(self._live(), counter)
+        if v < 0:
+            raise _last_error()
+        return v
+
+    # -- TCP
+
+    def start_tcp_listener(self, port, boundary=b"\r\n"):
+        """A framed TCP listener on `port` (0 = any free port); `boundary` splits each
+        connection's stream into messages (b"" = raw chunks)."""
+        boundary = _data(boundary)
+        sid = lib.xt_start_tcp_listener(self._live(), port, boundary, len(boundary))
+        if not sid:
+            raise _last_error()
+        return TcpListener(self, sid)
+
+    def open_tcp_connection(self, host, port, boundary=b"\r\n"):
+        """Connects to host:port in the background; returns the connection id at once.
+        on_connected follows, or on_socket_error (103 for a name that does not resolve)."""
+        boundary = _data(boundary)
+        cid = lib.xt_open_tcp_connection(self._live(), host.encode(), port, boundary, len(boundary))
+        if not cid:
+            raise _last_error()
+        return cid
+
+    def send(self, conn_id, data):
+        """Queues data on a connection (copied; never blocks; any thread)."""
+        data = _data(data)
+        _check(lib.xt_send_data(self._live(), int(conn_id), data, len(data)))
+
+    def disconnect(self, conn_id):
+        """Closes a connection once what was sent is written; on_socket_error (102) follows."""
+        _check(lib.xt_disconnect(self._live(), int(conn_id)))
+
+    # -- UDP and HTTP
+
+    def start_udp_listener(self, port):
+        sid = lib.xt_start_udp_listener(self._live(), port)
+        if not sid:
+            raise _last_error()
+        return UdpListener(self, sid)
+
+    def start_html_listener(self, port):
+        """An HTTP/1.1 server; requests go to on_page_request, answered inline."""
+        sid = lib.xt_start_html_listener(self._live(), port)
+        if not sid:
+            raise _last_error()
+        return HtmlListener(self, sid)
+
+    # -- the C callbacks (borrowed pointers are copied before the Python callable runs)
+
+    def _run(self, where, fn, *args, failed=None):
+        """Runs a Python callback: marks this thread as inside one (close() is refused
+        there), and turns an exception into a printed traceback and `failed`."""
+        self._callback_thread = threading.get_ident()
+        try:
+            return fn(*args)
+        except Exception:
+            print(f"xtnet: exception in {where}:", file=sys.stderr)
+            traceback.print_exc()
+            return failed
+        finally:
+            self._callback_thread = None
+
+    def _c_new_connection(self, _ud, cid, info):
+        if self.on_new_connection is None:
+            return True
+        return bool(
+            self._run(
+                "on_new_connection (the connection is refused)",
+                self.on_new_connection,
+                cid,
+                ConnectionInfo._copy(info),
+                failed=False,
+            )
+        )
+
+    def _c_connected(self, _ud, cid, info):
+        if self.on_connected is not None:
+            self._run("on_connected", self.on_connected, cid, ConnectionInfo._copy(info))
+
+    def _c_data(self, _ud, data, length, cid, info):
+        if self.on_data is not None:
+            payload = ctypes.string_at(data, length) if length else b""
+            self._run("on_data", self.on_data, cid, payload, ConnectionInfo._copy(info))
+
+    def _c_socket_error(self, _ud, cid, info):
+        if self.on_socket_error is not None:
+            self._run("on_socket_error", self.on_socket_error, cid, ConnectionInfo._copy(info))
+
+    def _c_datagram(self, _ud, sid, data, length, info):
+        if self.on_datagram is not None:
+            i = info.contents
+            sender = DatagramInfo(
+                _text(i.remote_address), i.remote_port, i.local_port, _text(i.name),
+                _text(i.mac_address),
+            )
+            payload = ctypes.string_at(data, length) if length else b""
+            self._run("on_datagram", self.on_datagram, sid, payload, sender)
+
+    def _c_page_request(self, _ud, sid, request, response):
+        if self.on_page_request is None:
+            lib.xt_http_response_set_status(response, 404)
+            return
+
+        def answer():
+            _write_response(response, _as_response(self.on_page_request(_read_request(sid, request))))
+            return True
+
+        if not self._run("on_page_request (answered 500)", answer, failed=False):
+            lib.xt_http_response_set_status(response, 500)
+            lib.xt_http_response_set_body(response, b"internal error", 14)
+
+    def _c_log(self, _ud, level, message):
+        if self.on_log is not None:
+            self._run("on_log", self.on_log, level, _text(message))
+
+
+__all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
+    "ConnectionInfo",
+    "Context",
+    "DatagramInfo",
+    "HtmlListener",
+    "Request",
+    "Response",
+    "TcpListener",
+    "UdpListener",
+    "UploadedFile",
+    "XtError",
+    "error_text",
+    "version",
+]

@@ -1,0 +1,363 @@
+"""The XTension plugin API v2 socket calls and events, with the names XTension's documentation
+uses ("Plugin API: Listening For Incoming Connections and Making Outgoing Connections").
+
+A :class:`Plugin` binds those names to one xtnet context and delivers events to the plugin's
+own functions, looked up by name each time (so a plugin may define them in any order)::
+
+    plugin = Plugin(handlers=globals())        # or a dict / module with the XT... functions
+    globals().update(plugin.names())           # XTStartTCPListener, xtKeyName, true, ...
+    myServer = XTStartTCPListener(9000, "\\r\\n")
+    ... plugin.run()                           # deliver events until stopped
+
+``python -m xtnet.plugin PLUGIN.py`` does exactly this for a plugin file.
+
+As XTension documents them:
+
+- ``XTStartTCPListener(thePort, theBoundryString)``, ``XTStartUDPListener(thePort)``,
+  ``XTStartHTMLListener(thePort)`` return the listener's id number, or 0 on error (the error is
+  written to the log). ``XTStopTCPListener(id)``, ``XTStopUDPListener(id)``.
+- ``XTJoinMulticastGroup(id, group)`` / ``XTLeaveMulticastGroup`` return True on success.
+- ``XTSendDatagram(id, remoteAddress, remotePort, theData)``; ``xtBroadcastAddress``.
+- ``XTWriteLog(text)``.
+- Events: ``XTNewConnection(theConnectionID, theConnectionInfo)`` returns true to accept (a
+  plugin without it refuses incoming connections, as XTension requires it),
+  ``XTDataAvailable(theData, theConnectionID, theConnectionInfo)``,
+  ``XTSocketError(theConnectionID, theConnectionInfo)``.
+- Connection ids are strings; connection info is a dict keyed by ``xtKeyRemoteAddress``,
+  ``xtKeyRemotePort``, ``xtKeyName``, ``xtKeyMacAddress``, ``xtKeyUniqueId`` and, in
+  ``XTSocketError``, ``xtKeyErrorNumber`` / ``xtKeyErrorMessage`` (``xtErrorNumber`` and
+  ``xtErrorDescription`` name the same two entries).
+
+This project's own names, in the same style, where XTension's page names no call:
+
+- ``XTSendData(theConnectionID, theData)`` → True/False: write to a connection.
+- ``XTDisconnect(theConnectionID)`` → True/False: close it once written (XTSocketError 102
+  follows).
+- ``XTOpenTCPConnection(theAddress, thePort, theBoundryString)`` → the new connection's id, or
+  "" on error; then the event ``XTConnected(theConnectionID, theConnectionInfo)`` (or
+  ``XTSocketError``: 103 for a name that does not resolve), then ``XTDataAvailable`` as above.
+- ``XTStopHTMLListener(id)``.
+- ``XTReceivedDatagram(theData, theServerID, theDatagramInfo)``: the info has
+  ``xtKeyRemoteAddress``, ``xtKeyRemotePort`` (the sender's port), ``xtKeyLocalPort``,
+  ``xtKeyName``, ``xtKeyMacAddress``. Reply with ``XTSendDatagram(theServerID, ...)``.
+- ``XTPageRequest(theServerID, theRequestInfo)``: the info has the connection keys plus
+  ``xtKeyMethod``, ``xtKeyPath``, ``xtKeyQuery``, ``xtKeyHeaders`` (dict, lower-case names),
+  ``xtKeyFormData`` (dict: query, urlencoded and multipart text fields), ``xtKeyPostData`` (the
+  body, as text), ``xtKeyFiles`` (list of dicts: ``xtKeyFieldName``, ``xtKeyFileName``,
+  ``xtKeyContentType``, ``xtKeyFileData`` as bytes). It returns the page inline: a string (200),
+  ``(code, page)`` or ``(code, headersDict, page)``. Without it every request gets 404.
+
+Text: ``theData`` arrives as ``str`` (UTF-8; bytes that are not UTF-8 come through unchanged as
+surrogate escapes, and go back unchanged when sent). ``XTSendData`` / ``XTSendDatagram`` take
+``str`` or ``bytes``.
+"""
+
+import datetime
+import sys
+import time
+import traceback
+
+from ._native import lib
+from .context import BROADCAST_ADDRESS, LOG_WARNING, Context, Response, XtError
+
+# ---------------------------------------------------------------- the documented constants
+
+xtKeyRemoteAddress = "xtKeyRemoteAddress"
+xtKeyRemotePort = "xtKeyRemotePort"
+xtKeyName = "xtKeyName"
+xtKeyMacAddress = "xtKeyMacAddress"
+xtKeyUniqueId = "xtKeyUniqueId"
+xtKeyErrorNumber = "xtKeyErrorNumber"
+xtKeyErrorMessage = "xtKeyErrorMessage"
+# "Additional Error Constants": the same two entries of the info dict.
+xtErrorNumber = xtKeyErrorNumber
+xtErrorDescription = xtKeyErrorMessage
+xtBroadcastAddress = BROADCAST_ADDRESS
+
+# ---------------------------------------------------------------- this project's own keys
+
+xtKeyPeerPort = "xtKeyPeerPort"
+xtKeyServerId = "xtKeyServerId"
+xtKeyLocalPort = "xtKeyLocalPort"
+xtKeyMethod = "xtKeyMethod"
+xtKeyPath = "xtKeyPath"
+xtKeyQuery = "xtKeyQuery"
+xtKeyHeaders = "xtKeyHeaders"
+xtKeyFormData = "xtKeyFormData"
+xtKeyPostData = "xtKeyPostData"
+xtKeyFiles = "xtKeyFiles"
+xtKeyFieldName = "xtKeyFieldName"
+xtKeyFileName = "xtKeyFileName"
+xtKeyContentType = "xtKeyContentType"
+xtKeyFileData = "xtKeyFileData"
+
+CONSTANTS = {
+    name: value
+    for name, value in globals().items()
+    if name.startswith(("xtKey", "xtError", "xtBroadcast"))
+}
+
+
+def _to_text(data):
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _to_bytes(data):
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogateescape")
+    return bytes(data)
+
+
+def connection_info(info):
+    """The XTension dict for a ConnectionInfo."""
+    d = {
+        xtKeyRemoteAddress: info.remote_address,
+        xtKeyRemotePort: info.remote_port,
+        xtKeyName: info.name,
+        xtKeyMacAddress: info.mac_address,
+        xtKeyUniqueId: info.unique_id,
+        xtKeyPeerPort: info.peer_port,
+        xtKeyServerId: info.server_id,
+    }
+    if info.error_number:
+        d[xtKeyErrorNumber] = info.error_number
+        d[xtKeyErrorMessage] = info.error_message
+    return d
+
+
+class Plugin:
+    """An XTension-style plugin host on one xtnet context.
+
+    `handlers` is where the plugin's event functions are found (a dict such as a plugin's
+    globals, or any object with attributes); `log` receives each XTWriteLog line (default:
+    printed with a time stamp). Events are delivered one at a time on the thread calling
+    :meth:`run` / :meth:`poll` (poll dispatch), never concurrently with the plugin's own code.
+    """
+
+    def __init__(self, handlers, log=None):
+        self.handlers = handlers
+        self._log = log or self._print_log
+        self._refusal_logged = False
+        self.ctx = Context(
+            "poll",
+            on_new_connection=self._new_connection,
+            on_connected=self._connected,
+            on_data=self._data,
+            on_socket_error=self._socket_error,
+            on_datagram=self._datagram,
+            on_page_request=self._page_request,
+            on_log=self._library_log,
+        )
+        self._stopped = False
+
+    # -- running
+
+    def poll(self, timeout_ms=0):
+        """Delivers the events waiting (waiting up to `timeout_ms` for one)."""
+        return self.ctx.poll(timeout_ms)
+
+    def run(self, max_seconds=None):
+        """Delivers events until :meth:`stop` (or `max_seconds`)."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while not self._stopped and (deadline is None or time.monotonic() < deadline):
+            self.ctx.poll(100)
+
+    def stop(self):
+        self._stopped = True
+
+    def close(self):
+        self.ctx.close()
+
+    # -- the names a plugin sees
+
+    def names(self):
+        """The XT functions bound to this plugin, the constants, and ``true``/``false``."""
+        names = {
+            name: getattr(self, name)
+            for name in dir(self)
+            if name.startswith("XT") and callable(getattr(self, name))
+        }
+        names.update(CONSTANTS)
+        names.update(true=True, false=False)
+        return names
+
+    def XTWriteLog(self, text):
+        self._log(str(text))
+
+    def _error(self, call, e):
+        self._log(f"{call}: error {e.code}: {e.message}")
+
+    def XTStartTCPListener(self, thePort, theBoundryString=""):
+        try:
+            return self.ctx.start_tcp_listener(int(thePort), _to_bytes(theBoundryString)).id
+        except XtError as e:
+            self._error(f"XTStartTCPListener({thePort})", e)
+            return 0
+
+    def XTStopTCPListener(self, theServerID):
+        return self._stop("XTStopTCPListener", "xt_stop_tcp_listener", theServerID)
+
+    def XTStartUDPListener(self, thePort):
+        try:
+            return self.ctx.start_udp_listener(int(thePort)).id
+        except XtError as e:
+            self._error(f"XTStartUDPListener({thePort})", e)
+            return 0
+
+    def XTStopUDPListener(self, theServerID):
+        return self._stop("XTStopUDPListener", "xt_stop_udp_listener", theServerID)
+
+    def XTStartHTMLListener(self, thePort):
+        try:
+            return self.ctx.start_html_listener(int(thePort)).id
+        except XtError as e:
+            self._error(f"XTStartHTMLListener({thePort})", e)
+            return 0
+
+    def XTStopHTMLListener(self, theServerID):
+        return self._stop("XTStopHTMLListener", "xt_stop_html_listener", theServerID)
+
+    def _stop(self, call, c_name, server_id):
+        if getattr(lib, c_name)(self.ctx._live(), int(server_id)):
+            return True
+        self._error(f"{call}({server_id})", XtError(lib.xt_last_error(), _last_text()))
+        return False
+
+    def XTJoinMulticastGroup(self, theServerID, theGroup):
+        return self._membership("XTJoinMulticastGroup", "xt_join_multicast_group", theServerID, theGroup)
+
+    def XTLeaveMulticastGroup(self, theServerID, theGroup):
+        return self._membership("XTLeaveMulticastGroup", "xt_leave_multicast_group", theServerID, theGroup)
+
+    def _membership(self, call, c_name, server_id, group):
+        if getattr(lib, c_name)(self.ctx._live(), int(server_id), str(group).encode()):
+            return True
+        self._error(f"{call}({server_id}, {group})", XtError(lib.xt_last_error(), _last_text()))
+        return False
+
+    def XTSendDatagram(self, theServerID, remoteAddress, remotePort, theData):
+        data = _to_bytes(theData)
+        rc = lib.xt_send_datagram(
+            self.ctx._live(), int(theServerID), str(remoteAddress).encode(), int(remotePort), data, len(data)
+        )
+        if rc != 0:
+            self._error(f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})", XtError(rc, _last_text()))
+        return rc == 0
+
+    def XTSendData(self, theConnectionID, theData):
+        try:
+            self.ctx.send(int(theConnectionID), _to_bytes(theData))
+            return True
+        except (XtError, ValueError) as e:
+            self._error(f"XTSendData({theConnectionID})", _as_xt_error(e))
+            return False
+
+    def XTDisconnect(self, theConnectionID):
+        try:
+            self.ctx.disconnect(int(theConnectionID))
+            return True
+        except (XtError, ValueError) as e:
+            self._error(f"XTDisconnect({theConnectionID})", _as_xt_error(e))
+            return False
+
+    def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
+        try:
+            return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
+        except XtError as e:
+            self._error(f"XTOpenTCPConnection({theAddress}, {thePort})", e)
+            return ""
+
+    # -- events to the plugin
+
+    def _handler(self, name):
+        h = self.handlers
+        return h.get(name) if isinstance(h, dict) else getattr(h, name, None)
+
+    def _call(self, name, *args, failed=None):
+        fn = self._handler(name)
+        if fn is None:
+            return failed
+        try:
+            return fn(*args)
+        except Exception as e:  # a plugin's bug must not stop the others' events
+            self._log(f"error in {name}: {type(e).__name__}: {e}")
+            traceback.print_exc()
+            return failed
+
+    def _new_connection(self, cid, info):
+        if self._handler("XTNewConnection") is None:
+            if not self._refusal_logged:
+                self._log("a connection was refused: the plugin has no XTNewConnection")
+                self._refusal_logged = True
+            return False
+        return bool(self._call("XTNewConnection", str(cid), connection_info(info), failed=False))
+
+    def _connected(self, cid, info):
+        self._call("XTConnected", str(cid), connection_info(info))
+
+    def _data(self, cid, data, info):
+        self._call("XTDataAvailable", _to_text(data), str(cid), connection_info(info))
+
+    def _socket_error(self, cid, info):
+        self._call("XTSocketError", str(cid), connection_info(info))
+
+    def _datagram(self, server_id, data, info):
+        d = {
+            xtKeyRemoteAddress: info.remote_address,
+            xtKeyRemotePort: info.remote_port,
+            xtKeyLocalPort: info.local_port,
+            xtKeyName: info.name,
+            xtKeyMacAddress: info.mac_address,
+        }
+        self._call("XTReceivedDatagram", _to_text(data), server_id, d)
+
+    def _page_request(self, request):
+        if self._handler("XTPageRequest") is None:
+            return Response(status=404, body="no page here")
+        d = connection_info(request.info)
+        headers, form = {}, {}
+        for k, v in request.headers:
+            headers.setdefault(k, v)
+        for k, v in request.form:
+            form.setdefault(k, v)
+        d.update({
+            xtKeyMethod: request.method,
+            xtKeyPath: request.path,
+            xtKeyQuery: request.query,
+            xtKeyHeaders: headers,
+            xtKeyFormData: form,
+            xtKeyPostData: _to_text(request.body),
+            xtKeyFiles: [
+                {
+                    xtKeyFieldName: f.field,
+                    xtKeyFileName: f.filename,
+                    xtKeyContentType: f.content_type,
+                    xtKeyFileData: f.data,
+                }
+                for f in request.files
+            ],
+        })
+        answer = self._call("XTPageRequest", request.server_id, d, failed=Response(status=500, body="plugin error"))
+        if isinstance(answer, str):
+            return Response(body=_to_bytes(answer))
+        if isinstance(answer, tuple) and answer and isinstance(answer[-1], str):
+            answer = answer[:-1] + (_to_bytes(answer[-1]),)
+        return answer
+
+    def _library_log(self, level, message):
+        if level <= LOG_WARNING:
+            self._log(f"xtnet: {message}")
+
+    @staticmethod
+    def _print_log(text):
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} {text}", flush=True, file=sys.stdout)
+
+
+def _last_text():
+    m = lib.xt_last_error_message()
+    return m.decode("utf-8", "replace") if m else ""
+
+
+def _as_xt_error(e):
+    return e if isinstance(e, XtError) else XtError(1001, str(e))
