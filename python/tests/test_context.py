@@ -109,9 +109,10 @@ def test_errors_raise_with_code_and_text():
             ctx.start_tcp_listener(busy.port)
         assert e.value.code == xtnet.ERR_ADDRESS_IN_USE
         assert str(busy.port) in e.value.message
-        with pytest.raises(xtnet.XtError) as e:
-            ctx.start_tcp_listener(80)
-        assert e.value.code == xtnet.ERR_INVALID_PORT
+        for port in (80, 70000, -1):
+            with pytest.raises(xtnet.XtError) as e:
+                ctx.start_tcp_listener(port)
+            assert e.value.code == xtnet.ERR_INVALID_PORT, port
         with pytest.raises(xtnet.XtError) as e:
             ctx.send(987654, b"x")
         assert e.value.code == xtnet.ERR_INVALID_STATE

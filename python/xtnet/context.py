@@ -89,6 +89,14 @@ def _check(rc):
         raise XtError(rc, (lib.xt_last_error_message() or b"").decode("utf-8", "replace"))
 
 
+def _port(port):
+    """A port number, checked here: ctypes would silently truncate 70000 to 16 bits."""
+    port = int(port)
+    if not 0 <= port <= 65535:
+        raise XtError(ERR_INVALID_PORT, f"port {port} is not in 0..65535")
+    return port
+
+
 def _data(data):
     if isinstance(data, str):
         return data.encode("utf-8")
@@ -303,7 +311,7 @@ class UdpListener(_Listener):
         """Sends one datagram from this listener's port; address may be BROADCAST_ADDRESS or a
         multicast group."""
         data = _data(data)
-        _check(lib.xt_send_datagram(self.ctx._live(), self.id, address.encode(), port, data, len(data)))
+        _check(lib.xt_send_datagram(self.ctx._live(), self.id, address.encode(), _port(port), data, len(data)))
 
     @property
     def dropped(self):
@@ -443,7 +451,7 @@ class Context:
         """A framed TCP listener on `port` (0 = any free port); `boundary` splits each
         connection's stream into messages (b"" = raw chunks)."""
         boundary = _data(boundary)
-        sid = lib.xt_start_tcp_listener(self._live(), port, boundary, len(boundary))
+        sid = lib.xt_start_tcp_listener(self._live(), _port(port), boundary, len(boundary))
         if not sid:
             raise _last_error()
         return TcpListener(self, sid)
@@ -452,7 +460,9 @@ class Context:
         """Connects to host:port in the background; returns the connection id at once.
         on_connected follows, or on_socket_error (103 for a name that does not resolve)."""
         boundary = _data(boundary)
-        cid = lib.xt_open_tcp_connection(self._live(), host.encode(), port, boundary, len(boundary))
+        cid = lib.xt_open_tcp_connection(
+            self._live(), host.encode(), _port(port), boundary, len(boundary)
+        )
         if not cid:
             raise _last_error()
         return cid
@@ -469,14 +479,14 @@ class Context:
     # -- UDP and HTTP
 
     def start_udp_listener(self, port):
-        sid = lib.xt_start_udp_listener(self._live(), port)
+        sid = lib.xt_start_udp_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()
         return UdpListener(self, sid)
 
     def start_html_listener(self, port):
         """An HTTP/1.1 server; requests go to on_page_request, answered inline."""
-        sid = lib.xt_start_html_listener(self._live(), port)
+        sid = lib.xt_start_html_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()
         return HtmlListener(self, sid)

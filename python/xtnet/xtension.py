@@ -58,7 +58,7 @@ import time
 import traceback
 
 from ._native import lib
-from .context import BROADCAST_ADDRESS, LOG_WARNING, Context, Response, XtError
+from .context import BROADCAST_ADDRESS, ERR_INVALID_PORT, LOG_WARNING, Context, Response, XtError
 
 # ---------------------------------------------------------------- the documented constants
 
@@ -237,6 +237,9 @@ class Plugin:
 
     def XTSendDatagram(self, theServerID, remoteAddress, remotePort, theData):
         data = _to_bytes(theData)
+        if not 0 <= int(remotePort) <= 65535:
+            self._error(f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})", XtError(ERR_INVALID_PORT, "invalid port"))
+            return False
         rc = lib.xt_send_datagram(
             self.ctx._live(), int(theServerID), str(remoteAddress).encode(), int(remotePort), data, len(data)
         )

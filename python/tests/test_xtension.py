@@ -1,0 +1,177 @@
+"""The XTension names (xtnet.Plugin) with real sockets: what a plugin's code sees."""
+
+import socket
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import read_lines, wait_for
+from xtnet.xtension import Plugin
+
+
+@pytest.fixture
+def plugin():
+    handlers, log = {}, []
+    p = Plugin(handlers, log=log.append)
+    p.handlers_dict, p.log_lines = handlers, log
+    g = p.names()
+    p.g = g
+    yield p
+    p.close()
+
+
+def test_names_are_spelled_as_xtension_spells_them(plugin):
+    for name in [
+        "XTStartTCPListener", "XTStopTCPListener", "XTStartUDPListener", "XTStopUDPListener",
+        "XTJoinMulticastGroup", "XTLeaveMulticastGroup", "XTSendDatagram",
+        "XTStartHTMLListener", "XTWriteLog", "xtKeyRemoteAddress", "xtKeyRemotePort",
+        "xtKeyName", "xtKeyMacAddress", "xtKeyUniqueId", "xtKeyErrorNumber",
+        "xtKeyErrorMessage", "xtErrorNumber", "xtErrorDescription", "xtBroadcastAddress",
+        "true", "false",
+        # this project's own, in the same style
+        "XTSendData", "XTDisconnect", "XTOpenTCPConnection", "XTStopHTMLListener",
+    ]:
+        assert name in plugin.g, name
+    assert plugin.g["xtBroadcastAddress"] == "255.255.255.255"
+    assert plugin.g["true"] is True and plugin.g["false"] is False
+
+
+def test_a_tcp_conversation(plugin):
+    g, h, events = plugin.g, plugin.handlers_dict, []
+
+    def XTNewConnection(theConnectionID, theConnectionInfo):
+        events.append(("new", theConnectionID, theConnectionInfo))
+        return g["true"]
+
+    def XTDataAvailable(theData, theConnectionID, theConnectionInfo):
+        events.append(("data", theData, theConnectionID))
+        g["XTSendData"](theConnectionID, "you said " + theData + "\r\n")
+
+    def XTSocketError(theConnectionID, theConnectionInfo):
+        events.append(("error", theConnectionID, theConnectionInfo))
+
+    h.update(XTNewConnection=XTNewConnection, XTDataAvailable=XTDataAvailable, XTSocketError=XTSocketError)
+    myServer = g["XTStartTCPListener"](0, "\r\n")
+    assert isinstance(myServer, int) and myServer > 0
+    port = _listener_port(plugin, myServer)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall("héllo\r\n".encode() + b"\xff\xfe\r\n")
+        wait_for(lambda: len(events) >= 3, poll=plugin, what="two messages")
+        assert read_lines(s, 2, b"\r\n") == "you said héllo\r\n".encode() + b"you said \xff\xfe\r\n", (
+            "text is str; bytes that are not UTF-8 go back unchanged"
+        )
+    wait_for(lambda: events[-1][0] == "error", poll=plugin, what="XTSocketError")
+    kind, cid, info = events[0]
+    assert isinstance(cid, str) and cid == info[g["xtKeyUniqueId"]]
+    assert info[g["xtKeyRemoteAddress"]] == "127.0.0.1"
+    assert info[g["xtKeyRemotePort"]] == port, "the listening port, as XTension documents"
+    assert info[g["xtKeyName"]] == "?" and info[g["xtKeyMacAddress"]] == "00:00:00:00:00:00"
+    assert events[1] == ("data", "héllo", cid)
+    err = events[-1][2]
+    assert err[g["xtKeyErrorNumber"]] == 102 == err[g["xtErrorNumber"]]
+    assert err[g["xtKeyErrorMessage"]] == err[g["xtErrorDescription"]] != ""
+    assert g["XTStopTCPListener"](myServer) is True
+    assert g["XTStopTCPListener"](myServer) is False
+
+
+def _listener_port(plugin, server_id):
+    from xtnet._native import lib
+
+    return lib.xt_listener_port(plugin.ctx._ptr, server_id)
+
+
+def test_errors_return_0_or_false_and_are_logged(plugin):
+    g = plugin.g
+    first = g["XTStartTCPListener"](0, "\n")
+    port = _listener_port(plugin, first)
+    assert g["XTStartTCPListener"](port, "\n") == 0
+    assert g["XTStartTCPListener"](80, "\n") == 0
+    assert g["XTStartUDPListener"](70000) == 0
+    assert g["XTSendData"]("424242", "x") is False
+    assert g["XTJoinMulticastGroup"](first, "10.0.0.1") is False
+    log = "\n".join(plugin.log_lines)
+    assert "error 105" in log and "error 107" in log and "error 106" in log, log
+
+
+def test_without_XTNewConnection_connections_are_refused(plugin):
+    g = plugin.g
+    port = _listener_port(plugin, g["XTStartTCPListener"](0, "\n"))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for _ in range(50):
+            plugin.poll(20)
+        assert s.recv(10) == b""
+    assert any("no XTNewConnection" in line for line in plugin.log_lines)
+
+
+def test_outgoing_connection(plugin):
+    g, h, events = plugin.g, plugin.handlers_dict, []
+    h["XTConnected"] = lambda cid, info: events.append(("connected", cid))
+    h["XTDataAvailable"] = lambda data, cid, info: events.append(("data", data, cid))
+    server = socket.create_server(("127.0.0.1", 0))
+    cid = g["XTOpenTCPConnection"]("127.0.0.1", server.getsockname()[1], "\n")
+    assert isinstance(cid, str) and cid
+    peer, _ = server.accept()
+    peer.sendall(b"welcome\n")
+    wait_for(lambda: ("data", "welcome", cid) in events, poll=plugin, what="data")
+    assert events[0] == ("connected", cid)
+    assert g["XTDisconnect"](cid) is True
+    assert peer.recv(10) == b""
+    peer.close()
+    server.close()
+
+
+def test_datagrams_and_replies(plugin):
+    g, h, got = plugin.g, plugin.handlers_dict, []
+
+    def XTReceivedDatagram(theData, theServerID, theDatagramInfo):
+        got.append((theData, theServerID, theDatagramInfo))
+        g["XTSendDatagram"](theServerID, theDatagramInfo[g["xtKeyRemoteAddress"]],
+                            theDatagramInfo[g["xtKeyRemotePort"]], "pong")
+
+    h["XTReceivedDatagram"] = XTReceivedDatagram
+    myServer = g["XTStartUDPListener"](0)
+    port = _listener_port(plugin, myServer)
+    assert g["XTJoinMulticastGroup"](myServer, "239.255.255.250") is True
+    assert g["XTLeaveMulticastGroup"](myServer, "239.255.255.250") is True
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"ping", ("127.0.0.1", port))
+        wait_for(lambda: got, poll=plugin, what="the datagram")
+        assert s.recvfrom(100)[0] == b"pong"
+        data, sid, info = got[0]
+        assert (data, sid) == ("ping", myServer)
+        assert info[g["xtKeyRemotePort"]] == s.getsockname()[1]
+    assert g["XTStopUDPListener"](myServer) is True
+
+
+def test_page_requests_answered_inline(plugin):
+    g, h, seen = plugin.g, plugin.handlers_dict, []
+
+    def XTPageRequest(theServerID, theRequestInfo):
+        seen.append(theRequestInfo)
+        form = theRequestInfo["xtKeyFormData"]
+        return 200, {"Content-Type": "text/plain"}, "hello " + form.get("who", "nobody")
+
+    h["XTPageRequest"] = XTPageRequest
+    port = _listener_port(plugin, g["XTStartHTMLListener"](0))
+    import threading
+
+    result = {}
+
+    def client():
+        body = urllib.parse.urlencode({"who": "XTension"}).encode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/page?x=1", data=body) as r:
+            result["status"], result["type"], result["body"] = r.status, r.headers["Content-Type"], r.read()
+
+    t = threading.Thread(target=client)
+    t.start()
+    wait_for(lambda: "body" in result, poll=plugin, what="the page")
+    t.join()
+    assert result == {"status": 200, "type": "text/plain", "body": b"hello XTension"}
+    info = seen[0]
+    assert info["xtKeyMethod"] == "POST" and info["xtKeyPath"] == "/page"
+    assert info["xtKeyQuery"] == "x=1"
+    assert info["xtKeyFormData"] == {"x": "1", "who": "XTension"}
+    assert info["xtKeyPostData"] == "who=XTension"
+    assert info["xtKeyHeaders"]["host"] == f"127.0.0.1:{port}"
+    assert info[g["xtKeyRemoteAddress"]] == "127.0.0.1"
