@@ -2,12 +2,25 @@
 #   make demo   build the library and the C examples, run the echo server on port 9000
 #   make test   everything CI runs: format, lint, unit/integration/C-example tests
 # Other targets: examples (build the C examples), bench (the benchmark), header (refresh
-# include/xtnet.h after changing the C surface), clean.
+# include/xtnet.h after changing the C surface), install (below), clean.
+#
+#   make install PREFIX=/usr/local      shared library with SONAME libxtnet.so.0.1 and its
+#                                        links, static library, header, module map, xtnet.pc
+#   (DESTDIR=... for staging; PROFILE=debug for a debug build)
 
 CARGO ?= cargo
 DEMO_PORT ?= 9000
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PROFILE ?= release
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# The ABI version: 0.MINOR while the major version is 0 (as cargo-c does).
+ABI := $(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
+SONAME := libxtnet.so.$(ABI)
+INSTALL_BUILD := target/install/$(if $(filter release,$(PROFILE)),release,debug)
 
-.PHONY: demo test examples bench header clean
+.PHONY: demo test examples bench header install clean
 
 demo:
 	$(CARGO) build --release
@@ -29,6 +42,20 @@ bench:
 
 header:
 	XTNET_BLESS=1 $(CARGO) test --test header
+
+# A build of its own (target/install), with the SONAME set; then the files.
+install:
+	XTNET_SONAME=$(SONAME) $(CARGO) build --lib $(if $(filter release,$(PROFILE)),--release,) --target-dir target/install
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/xtnet
+	install -m 755 $(INSTALL_BUILD)/libxtnet.so $(DESTDIR)$(LIBDIR)/libxtnet.so.$(VERSION)
+	ln -sf libxtnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libxtnet.so
+	install -m 644 $(INSTALL_BUILD)/libxtnet.a $(DESTDIR)$(LIBDIR)/libxtnet.a
+	install -m 644 include/xtnet.h $(DESTDIR)$(INCLUDEDIR)/xtnet.h
+	sed 's|header "xtnet.h"|header "../xtnet.h"|' include/module.modulemap > $(DESTDIR)$(INCLUDEDIR)/xtnet/module.modulemap
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' packaging/xtnet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/xtnet.pc
+	@echo "installed xtnet $(VERSION) under $(DESTDIR)$(PREFIX) (SONAME $(SONAME))"
 
 clean:
 	$(CARGO) clean

@@ -26,7 +26,15 @@ fn the_python_package_passes_its_pytest_suite() {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("timeout")
-        .args(["300", "python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args([
+            "300",
+            "python3",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ])
         .arg(root.join("python/tests"))
         .env("XTNET_LIBRARY", c_build::library_dir().join("libxtnet.so"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
