@@ -1,5 +1,6 @@
 # xtnet: the two commands a fresh machine needs.
-#   make demo   build the library and the C examples, run the echo server on port 9000
+#   make demo   build the library and the C examples, run the demo host (xtdemo): TCP echo on
+#               9000, UDP echo on 9001, status page on http://localhost:8080/
 #   make test   everything CI runs: format, lint, unit/integration/C-example tests
 # Other targets: examples (build the C examples), bench (the benchmark), header (refresh
 # include/xtnet.h after changing the C surface), install (below), clean.
@@ -9,7 +10,9 @@
 #   (DESTDIR=... for staging; PROFILE=debug for a debug build)
 
 CARGO ?= cargo
-DEMO_PORT ?= 9000
+DEMO_TCP_PORT ?= 9000
+DEMO_UDP_PORT ?= 9001
+DEMO_HTTP_PORT ?= 8080
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -25,8 +28,8 @@ INSTALL_BUILD := target/install/$(if $(filter release,$(PROFILE)),release,debug)
 demo:
 	$(CARGO) build --release
 	$(MAKE) -C c-examples XTNET_LIB=../target/release OUT=build/release
-	@echo "Echo server on port $(DEMO_PORT): try  nc localhost $(DEMO_PORT)  (Ctrl-C stops it)"
-	LD_LIBRARY_PATH=target/release ./c-examples/build/release/echo_server --port $(DEMO_PORT)
+	LD_LIBRARY_PATH=target/release ./c-examples/build/release/xtdemo --tcp-port $(DEMO_TCP_PORT) \
+	    --udp-port $(DEMO_UDP_PORT) --http-port $(DEMO_HTTP_PORT)
 
 test:
 	$(CARGO) fmt --check

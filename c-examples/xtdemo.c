@@ -1,0 +1,341 @@
+/* xtdemo: the demo host. A TCP echo (framed on "\r\n"), a UDP echo, and an HTTP status page
+ * that shows both at work: the listeners, every live connection (address, Bonjour name, MAC,
+ * messages in and out) and the last messages, refreshing itself every 2 seconds.
+ *
+ *   xtdemo [--tcp-port P] [--udp-port P] [--http-port P] [--dispatch thread|poll]
+ *          [--max-seconds N]
+ *
+ *   defaults: TCP 9000, UDP 9001, HTTP 8080 (0 = any free port); thread dispatch; run until
+ *   SIGINT/SIGTERM. Try:  nc localhost 9000   nc -u localhost 9001   http://localhost:8080/
+ *
+ * The page is also available as JSON at /status.json. Every callback runs on one thread at a
+ * time (xtnet's promise), so the state below needs no lock.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "xtnet.h"
+
+#define RECENT 20        /* last messages shown */
+#define SHOWN_MAX 200    /* connections listed on the page; the rest are counted */
+#define TEXT_MAX 120     /* characters of a message shown */
+
+typedef struct Conn {
+    uint64_t id;
+    char address[64];
+    unsigned port;
+    char name[256];
+    char mac[18];
+    unsigned long long in, out;
+    time_t since;
+} Conn;
+
+typedef struct Message {
+    time_t at;
+    char from[96];
+    char text[TEXT_MAX + 1];
+} Message;
+
+typedef struct Demo {
+    XtContext *ctx;
+    /* Set before the HTTP listener starts, read by the page only. */
+    uint32_t tcp, udp;
+    uint16_t tcp_port, udp_port;
+    Conn *conns;
+    size_t nconns, cap;
+    Message recent[RECENT];
+    size_t nrecent, next_recent;
+    unsigned long long datagrams, pages, connections_total;
+} Demo;
+
+/* ---------------------------------------------------------------- state */
+
+static Conn *find_conn(Demo *d, uint64_t id) {
+    for (size_t i = 0; i < d->nconns; i++)
+        if (d->conns[i].id == id) return &d->conns[i];
+    return NULL;
+}
+
+static void copy_text(char *to, size_t cap, const char *from) { snprintf(to, cap, "%s", from ? from : ""); }
+
+static void remember(Demo *d, const char *from, const uint8_t *data, size_t len) {
+    Message *m = &d->recent[d->next_recent];
+    d->next_recent = (d->next_recent + 1) % RECENT;
+    if (d->nrecent < RECENT) d->nrecent++;
+    m->at = time(NULL);
+    copy_text(m->from, sizeof m->from, from);
+    size_t n = len < TEXT_MAX ? len : TEXT_MAX;
+    for (size_t i = 0; i < n; i++) /* shown as text: control bytes become '.' */
+        m->text[i] = (data[i] >= 0x20 && data[i] != 0x7f) ? (char)data[i] : '.';
+    m->text[n] = '\0';
+}
+
+/* ---------------------------------------------------------------- TCP and UDP echo */
+
+static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionInfo *info) {
+    Demo *d = user_data;
+    if (d->nconns == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        Conn *grown = realloc(d->conns, cap * sizeof *grown);
+        if (!grown) return false; /* out of memory: refuse rather than lose track */
+        d->conns = grown;
+        d->cap = cap;
+    }
+    Conn *c = &d->conns[d->nconns++];
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    copy_text(c->address, sizeof c->address, info->remote_address);
+    c->port = info->peer_port;
+    copy_text(c->name, sizeof c->name, info->name);
+    copy_text(c->mac, sizeof c->mac, info->mac_address);
+    c->since = time(NULL);
+    d->connections_total++;
+    return true;
+}
+
+static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t id,
+                    const XtConnectionInfo *info) {
+    Demo *d = user_data;
+    Conn *c = find_conn(d, id);
+    char from[96];
+    snprintf(from, sizeof from, "tcp %s:%u", info->remote_address, (unsigned)info->peer_port);
+    remember(d, from, data, len);
+    if (c) c->in++;
+    if (xt_send_data(d->ctx, id, data, len) == XT_OK && xt_send_data(d->ctx, id, (const uint8_t *)"\r\n", 2) == XT_OK) {
+        if (c) c->out++;
+    }
+}
+
+static void on_socket_error(void *user_data, uint64_t id, const XtConnectionInfo *info) {
+    Demo *d = user_data;
+    (void)info;
+    for (size_t i = 0; i < d->nconns; i++)
+        if (d->conns[i].id == id) {
+            d->conns[i] = d->conns[--d->nconns];
+            break;
+        }
+}
+
+static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data, size_t len,
+                        const XtDatagramInfo *info) {
+    Demo *d = user_data;
+    char from[96];
+    snprintf(from, sizeof from, "udp %s:%u", info->remote_address, (unsigned)info->remote_port);
+    remember(d, from, data, len);
+    d->datagrams++;
+    xt_send_datagram(d->ctx, server_id, info->remote_address, info->remote_port, data, len);
+}
+
+/* ---------------------------------------------------------------- the status page */
+
+typedef struct Buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} Buf;
+
+static void put(Buf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->failed = true; return; }
+        if (b->data && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *grown = realloc(b->data, cap);
+        if (!grown) { b->failed = true; return; }
+        b->data = grown;
+        b->cap = cap;
+    }
+}
+
+/* Text from peers, escaped for HTML (json: for a JSON string). */
+static void put_escaped(Buf *b, const char *s, bool json) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': put(b, json ? "\\u003c" : "&lt;"); break;
+        case '>': put(b, json ? "\\u003e" : "&gt;"); break;
+        case '&': put(b, json ? "\\u0026" : "&amp;"); break;
+        case '"': put(b, json ? "\\\"" : "&quot;"); break;
+        case '\\': put(b, json ? "\\\\" : "\\"); break;
+        default:
+            if ((unsigned char)*s < 0x20) put(b, json ? "\\u%04x" : ".", (unsigned char)*s);
+            else put(b, "%c", *s);
+        }
+    }
+}
+
+static void clock_text(time_t t, char *out, size_t cap) {
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, cap, "%H:%M:%S", &tm);
+}
+
+static void status_html(Demo *d, Buf *b, uint32_t http, unsigned http_port) {
+    put(b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">"
+           "<title>xtdemo</title><style>body{font-family:sans-serif;margin:2em}"
+           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+           "</style></head><body><h1>xtdemo: xtnet %s at work</h1>", xt_version());
+    put(b, "<h2>Listeners</h2><table id=\"listeners\"><tr><th>kind</th><th>id</th><th>port</th><th>activity</th></tr>");
+    put(b, "<tr><td>TCP echo (\\r\\n)</td><td>%u</td><td>%u</td><td>%llu connections so far</td></tr>",
+        d->tcp, d->tcp_port, d->connections_total);
+    put(b, "<tr><td>UDP echo</td><td>%u</td><td>%u</td><td>%llu datagrams, %lld dropped</td></tr>",
+        d->udp, d->udp_port, d->datagrams, (long long)xt_udp_dropped(d->ctx, d->udp));
+    put(b, "<tr><td>HTTP status page</td><td>%u</td><td>%u</td><td>%llu pages</td></tr></table>",
+        http, http_port, d->pages);
+    put(b, "<h2>Connections (%zu)</h2><table id=\"connections\"><tr><th>id</th><th>address</th>"
+           "<th>port</th><th>name</th><th>MAC</th><th>in</th><th>out</th><th>since</th></tr>", d->nconns);
+    for (size_t i = 0; i < d->nconns && i < SHOWN_MAX; i++) {
+        Conn *c = &d->conns[i];
+        char since[16];
+        clock_text(c->since, since, sizeof since);
+        put(b, "<tr><td>%llu</td><td>", (unsigned long long)c->id);
+        put_escaped(b, c->address, false);
+        put(b, "</td><td>%u</td><td>", c->port);
+        put_escaped(b, c->name, false);
+        put(b, "</td><td>");
+        put_escaped(b, c->mac, false);
+        put(b, "</td><td>%llu</td><td>%llu</td><td>%s</td></tr>", c->in, c->out, since);
+    }
+    put(b, "</table>");
+    if (d->nconns > SHOWN_MAX) put(b, "<p>and %zu more</p>", d->nconns - SHOWN_MAX);
+    put(b, "<h2>Last messages</h2><ol id=\"messages\">");
+    for (size_t k = 0; k < d->nrecent; k++) {
+        Message *m = &d->recent[(d->next_recent + RECENT - 1 - k) % RECENT]; /* newest first */
+        char at[16];
+        clock_text(m->at, at, sizeof at);
+        put(b, "<li>%s ", at);
+        put_escaped(b, m->from, false);
+        put(b, ": <code>");
+        put_escaped(b, m->text, false);
+        put(b, "</code></li>");
+    }
+    put(b, "</ol><p>Try <code>nc localhost %u</code>, <code>nc -u localhost %u</code>; "
+           "<a href=\"/status.json\">as JSON</a>.</p></body></html>", d->tcp_port, d->udp_port);
+}
+
+static void status_json(Demo *d, Buf *b, unsigned http_port) {
+    put(b, "{\"version\":\"%s\",\"tcp_port\":%u,\"udp_port\":%u,\"http_port\":%u,\"datagrams\":%llu,"
+           "\"connections\":[", xt_version(), d->tcp_port, d->udp_port, http_port, d->datagrams);
+    for (size_t i = 0; i < d->nconns; i++) {
+        Conn *c = &d->conns[i];
+        put(b, "%s{\"id\":%llu,\"address\":\"", i ? "," : "", (unsigned long long)c->id);
+        put_escaped(b, c->address, true);
+        put(b, "\",\"port\":%u,\"name\":\"", c->port);
+        put_escaped(b, c->name, true);
+        put(b, "\",\"mac\":\"");
+        put_escaped(b, c->mac, true);
+        put(b, "\",\"in\":%llu,\"out\":%llu}", c->in, c->out);
+    }
+    put(b, "],\"messages\":[");
+    for (size_t k = 0; k < d->nrecent; k++) {
+        Message *m = &d->recent[(d->next_recent + RECENT - 1 - k) % RECENT];
+        put(b, "%s{\"from\":\"", k ? "," : "");
+        put_escaped(b, m->from, true);
+        put(b, "\",\"text\":\"");
+        put_escaped(b, m->text, true);
+        put(b, "\"}");
+    }
+    put(b, "]}");
+}
+
+static void on_page(void *user_data, uint32_t server_id, const XtHttpRequest *request,
+                    XtHttpResponse *response) {
+    Demo *d = user_data;
+    const char *path = xt_http_request_path(request);
+    const XtConnectionInfo *requester = xt_http_request_info(request);
+    unsigned http_port = requester ? requester->remote_port : 0; /* the local port */
+    Buf b = {0};
+    d->pages++;
+    if (path && !strcmp(path, "/")) {
+        status_html(d, &b, server_id, http_port);
+    } else if (path && !strcmp(path, "/status.json")) {
+        status_json(d, &b, http_port);
+        xt_http_response_add_header(response, "Content-Type", "application/json");
+    } else {
+        xt_http_response_set_status(response, 404);
+        put(&b, "<p>Nothing here: the status page is <a href=\"/\">/</a>.</p>");
+    }
+    if (b.failed) {
+        xt_http_response_set_status(response, 500);
+    } else {
+        xt_http_response_add_header(response, "Cache-Control", "no-store");
+        xt_http_response_set_body(response, (const uint8_t *)b.data, b.len); /* copied */
+    }
+    free(b.data);
+}
+
+static void on_log(void *user_data, int32_t level, const char *message) {
+    (void)user_data;
+    if (level <= XT_LOG_WARNING) fprintf(stderr, "xtnet[%d]: %s\n", level, message);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int fail(Demo *d, const char *what, long port) {
+    fprintf(stderr, "cannot start the %s on port %ld: error %d: %s\n", what, port, xt_last_error(),
+            xt_last_error_message());
+    xt_context_free(d->ctx);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    long tcp_port = 9000, udp_port = 9001, http_port = 8080, max_seconds = 0;
+    bool poll_mode = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see the top of xtdemo.c)\n", a); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--tcp-port")) tcp_port = xt_example_number(a, v, 65535);
+        else if (!strcmp(a, "--udp-port")) udp_port = xt_example_number(a, v, 65535);
+        else if (!strcmp(a, "--http-port")) http_port = xt_example_number(a, v, 65535);
+        else if (!strcmp(a, "--max-seconds")) max_seconds = xt_example_number(a, v, 86400L * 365);
+        else if (!strcmp(a, "--dispatch")) {
+            if (!strcmp(v, "poll")) poll_mode = true;
+            else if (strcmp(v, "thread")) { fprintf(stderr, "--dispatch: thread or poll\n"); return 2; }
+        } else { fprintf(stderr, "unknown argument %s\n", a); return 2; }
+    }
+
+    static Demo demo;
+    XtCallbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.struct_size = sizeof callbacks;
+    callbacks.user_data = &demo;
+    callbacks.new_connection = on_new_connection;
+    callbacks.data_available = on_data;
+    callbacks.socket_error = on_socket_error;
+    callbacks.received_datagram = on_datagram;
+    callbacks.page_request = on_page;
+    callbacks.log = on_log;
+    demo.ctx = xt_context_new(&callbacks, poll_mode ? XT_DISPATCH_POLL : XT_DISPATCH_THREAD);
+    if (!demo.ctx) { fprintf(stderr, "xt_context_new: %s\n", xt_last_error_message()); return 1; }
+
+    /* Listeners first, then the page: it reads these ids and ports. */
+    demo.tcp = xt_start_tcp_listener(demo.ctx, (uint16_t)tcp_port, (const uint8_t *)"\r\n", 2);
+    if (!demo.tcp) return fail(&demo, "TCP echo", tcp_port);
+    demo.udp = xt_start_udp_listener(demo.ctx, (uint16_t)udp_port);
+    if (!demo.udp) return fail(&demo, "UDP echo", udp_port);
+    demo.tcp_port = xt_listener_port(demo.ctx, demo.tcp);
+    demo.udp_port = xt_listener_port(demo.ctx, demo.udp);
+    uint32_t http = xt_start_html_listener(demo.ctx, (uint16_t)http_port);
+    if (!http) return fail(&demo, "HTTP status page", http_port);
+
+    printf("xtdemo (xtnet %s): TCP echo on port %u, UDP echo on port %u, status page http://localhost:%u/\n",
+           xt_version(), demo.tcp_port, demo.udp_port, (unsigned)xt_listener_port(demo.ctx, http));
+    printf("try: nc localhost %u    nc -u localhost %u    (Ctrl-C stops)\n", demo.tcp_port, demo.udp_port);
+    fflush(stdout);
+
+    xt_example_serve(demo.ctx, poll_mode, max_seconds);
+    xt_context_free(demo.ctx);
+    free(demo.conns);
+    return 0;
+}
