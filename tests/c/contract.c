@@ -2,6 +2,7 @@
  * name, signature, constant and struct field order. Compiled by tests/header.rs with -Werror;
  * a mismatch is a compile error. */
 #include <stddef.h>
+#include <stdint.h>
 #include "xtnet.h"
 
 /* ---- library and errors ---- */
@@ -114,6 +115,19 @@ const XtConnectionInfo *(*const p_req_info)(const XtHttpRequest *) = xt_http_req
 int32_t (*const p_resp_status)(XtHttpResponse *, uint16_t) = xt_http_response_set_status;
 int32_t (*const p_resp_header)(XtHttpResponse *, const char *, const char *) = xt_http_response_add_header;
 int32_t (*const p_resp_body)(XtHttpResponse *, const uint8_t *, size_t) = xt_http_response_set_body;
+
+/* ---- 64-bit layouts that hand-written bindings (bindings/xojo) rely on ---- */
+#if UINTPTR_MAX == 0xffffffffffffffffu
+_Static_assert(sizeof(XtCallbacks) == 80 && offsetof(XtCallbacks, user_data) == 8, "callbacks");
+_Static_assert(offsetof(XtCallbacks, new_connection) == 24 && offsetof(XtCallbacks, log) == 72, "callbacks");
+_Static_assert(offsetof(XtCallbacks, data_available) == 40 && offsetof(XtCallbacks, page_request) == 64, "callbacks");
+_Static_assert(sizeof(XtConnectionInfo) == 56 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
+_Static_assert(offsetof(XtConnectionInfo, peer_port) == 10 && offsetof(XtConnectionInfo, name) == 16, "info");
+_Static_assert(offsetof(XtConnectionInfo, unique_id) == 32 && offsetof(XtConnectionInfo, server_id) == 40, "info");
+_Static_assert(offsetof(XtConnectionInfo, error_number) == 44 && offsetof(XtConnectionInfo, error_message) == 48, "info");
+_Static_assert(sizeof(XtDatagramInfo) == 32 && offsetof(XtDatagramInfo, local_port) == 10, "datagram");
+_Static_assert(offsetof(XtDatagramInfo, name) == 16 && offsetof(XtDatagramInfo, mac_address) == 24, "datagram");
+#endif
 
 int main(void) {
     (void)broadcast;
