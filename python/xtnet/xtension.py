@@ -187,32 +187,30 @@ class Plugin:
     def _error(self, call, e):
         self._log(f"{call}: error {e.code}: {e.message}")
 
-    def XTStartTCPListener(self, thePort, theBoundryString=""):
+    def _start(self, call, start, *args):
+        """A listener's id, or 0 with the error written to the log (as XTension does)."""
         try:
-            return self.ctx.start_tcp_listener(int(thePort), _to_bytes(theBoundryString)).id
-        except XtError as e:
-            self._error(f"XTStartTCPListener({thePort})", e)
+            return start(*args).id
+        except (XtError, ValueError) as e:
+            self._error(f"{call}({args[0]})", _as_xt_error(e))
             return 0
+
+    def XTStartTCPListener(self, thePort, theBoundryString=""):
+        return self._start(
+            "XTStartTCPListener", self.ctx.start_tcp_listener, thePort, _to_bytes(theBoundryString)
+        )
 
     def XTStopTCPListener(self, theServerID):
         return self._stop("XTStopTCPListener", "xt_stop_tcp_listener", theServerID)
 
     def XTStartUDPListener(self, thePort):
-        try:
-            return self.ctx.start_udp_listener(int(thePort)).id
-        except XtError as e:
-            self._error(f"XTStartUDPListener({thePort})", e)
-            return 0
+        return self._start("XTStartUDPListener", self.ctx.start_udp_listener, thePort)
 
     def XTStopUDPListener(self, theServerID):
         return self._stop("XTStopUDPListener", "xt_stop_udp_listener", theServerID)
 
     def XTStartHTMLListener(self, thePort):
-        try:
-            return self.ctx.start_html_listener(int(thePort)).id
-        except XtError as e:
-            self._error(f"XTStartHTMLListener({thePort})", e)
-            return 0
+        return self._start("XTStartHTMLListener", self.ctx.start_html_listener, thePort)
 
     def XTStopHTMLListener(self, theServerID):
         return self._stop("XTStopHTMLListener", "xt_stop_html_listener", theServerID)
