@@ -259,10 +259,18 @@ def _write_response(resp, answer):
 class _Listener:
     kind = ""
 
-    def __init__(self, ctx, server_id):
+    def __init__(self, ctx, server_id, port=None):
         self.ctx = ctx
         self.id = server_id
-        self.port = lib.xt_listener_port(ctx._ptr, server_id)
+        self._port = port
+
+    @property
+    def port(self):
+        """The port it listens on (0 for an id that is not a live listener). Looked up only
+        when asked: a listener made from a kept id just to send or stop costs no lookup."""
+        if self._port is None:
+            self._port = lib.xt_listener_port(self.ctx._live(), self.id)
+        return self._port
 
     def __repr__(self):
         return f"<xtnet {self.kind} listener {self.id} on port {self.port}>"
@@ -454,7 +462,7 @@ class Context:
         sid = lib.xt_start_tcp_listener(self._live(), _port(port), boundary, len(boundary))
         if not sid:
             raise _last_error()
-        return TcpListener(self, sid)
+        return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
     def open_tcp_connection(self, host, port, boundary=b"\r\n"):
         """Connects to host:port in the background; returns the connection id at once.
@@ -482,14 +490,14 @@ class Context:
         sid = lib.xt_start_udp_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()
-        return UdpListener(self, sid)
+        return UdpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
     def start_html_listener(self, port):
         """An HTTP/1.1 server; requests go to on_page_request, answered inline."""
         sid = lib.xt_start_html_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()
-        return HtmlListener(self, sid)
+        return HtmlListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
     # -- the C callbacks (borrowed pointers are copied before the Python callable runs)
 

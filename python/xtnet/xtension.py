@@ -57,8 +57,17 @@ import sys
 import time
 import traceback
 
-from ._native import lib
-from .context import BROADCAST_ADDRESS, ERR_INVALID_PORT, LOG_WARNING, Context, Response, XtError
+from .context import (
+    BROADCAST_ADDRESS,
+    ERR_INVALID_ARGUMENT,
+    LOG_WARNING,
+    Context,
+    HtmlListener,
+    Response,
+    TcpListener,
+    UdpListener,
+    XtError,
+)
 
 # ---------------------------------------------------------------- the documented constants
 
@@ -187,6 +196,15 @@ class Plugin:
     def _error(self, call, e):
         self._log(f"{call}: error {e.code}: {e.message}")
 
+    def _try(self, call, action):
+        """True when `action()` succeeds; else False, with the error written to the log."""
+        try:
+            action()
+            return True
+        except (XtError, ValueError) as e:
+            self._error(call, _as_xt_error(e))
+            return False
+
     def _start(self, call, start, *args):
         """A listener's id, or 0 with the error written to the log (as XTension does)."""
         try:
@@ -195,71 +213,65 @@ class Plugin:
             self._error(f"{call}({args[0]})", _as_xt_error(e))
             return 0
 
+    # Listeners are addressed by the ids the plugin kept: the Context's listener objects are
+    # made from them, so every call is checked (stale or wrong-kind ids) by the library.
+
     def XTStartTCPListener(self, thePort, theBoundryString=""):
         return self._start(
             "XTStartTCPListener", self.ctx.start_tcp_listener, thePort, _to_bytes(theBoundryString)
         )
 
     def XTStopTCPListener(self, theServerID):
-        return self._stop("XTStopTCPListener", "xt_stop_tcp_listener", theServerID)
+        return self._try(
+            f"XTStopTCPListener({theServerID})", lambda: TcpListener(self.ctx, int(theServerID)).stop()
+        )
 
     def XTStartUDPListener(self, thePort):
         return self._start("XTStartUDPListener", self.ctx.start_udp_listener, thePort)
 
     def XTStopUDPListener(self, theServerID):
-        return self._stop("XTStopUDPListener", "xt_stop_udp_listener", theServerID)
+        return self._try(
+            f"XTStopUDPListener({theServerID})", lambda: UdpListener(self.ctx, int(theServerID)).stop()
+        )
 
     def XTStartHTMLListener(self, thePort):
         return self._start("XTStartHTMLListener", self.ctx.start_html_listener, thePort)
 
     def XTStopHTMLListener(self, theServerID):
-        return self._stop("XTStopHTMLListener", "xt_stop_html_listener", theServerID)
-
-    def _stop(self, call, c_name, server_id):
-        if getattr(lib, c_name)(self.ctx._live(), int(server_id)):
-            return True
-        self._error(f"{call}({server_id})", XtError(lib.xt_last_error(), _last_text()))
-        return False
+        return self._try(
+            f"XTStopHTMLListener({theServerID})", lambda: HtmlListener(self.ctx, int(theServerID)).stop()
+        )
 
     def XTJoinMulticastGroup(self, theServerID, theGroup):
-        return self._membership("XTJoinMulticastGroup", "xt_join_multicast_group", theServerID, theGroup)
+        return self._try(
+            f"XTJoinMulticastGroup({theServerID}, {theGroup})",
+            lambda: UdpListener(self.ctx, int(theServerID)).join(str(theGroup)),
+        )
 
     def XTLeaveMulticastGroup(self, theServerID, theGroup):
-        return self._membership("XTLeaveMulticastGroup", "xt_leave_multicast_group", theServerID, theGroup)
-
-    def _membership(self, call, c_name, server_id, group):
-        if getattr(lib, c_name)(self.ctx._live(), int(server_id), str(group).encode()):
-            return True
-        self._error(f"{call}({server_id}, {group})", XtError(lib.xt_last_error(), _last_text()))
-        return False
+        return self._try(
+            f"XTLeaveMulticastGroup({theServerID}, {theGroup})",
+            lambda: UdpListener(self.ctx, int(theServerID)).leave(str(theGroup)),
+        )
 
     def XTSendDatagram(self, theServerID, remoteAddress, remotePort, theData):
-        data = _to_bytes(theData)
-        if not 0 <= int(remotePort) <= 65535:
-            self._error(f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})", XtError(ERR_INVALID_PORT, "invalid port"))
-            return False
-        rc = lib.xt_send_datagram(
-            self.ctx._live(), int(theServerID), str(remoteAddress).encode(), int(remotePort), data, len(data)
+        return self._try(
+            f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})",
+            lambda: UdpListener(self.ctx, int(theServerID)).send_to(
+                str(remoteAddress), remotePort, _to_bytes(theData)
+            ),
         )
-        if rc != 0:
-            self._error(f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})", XtError(rc, _last_text()))
-        return rc == 0
 
     def XTSendData(self, theConnectionID, theData):
-        try:
-            self.ctx.send(int(theConnectionID), _to_bytes(theData))
-            return True
-        except (XtError, ValueError) as e:
-            self._error(f"XTSendData({theConnectionID})", _as_xt_error(e))
-            return False
+        return self._try(
+            f"XTSendData({theConnectionID})",
+            lambda: self.ctx.send(int(theConnectionID), _to_bytes(theData)),
+        )
 
     def XTDisconnect(self, theConnectionID):
-        try:
-            self.ctx.disconnect(int(theConnectionID))
-            return True
-        except (XtError, ValueError) as e:
-            self._error(f"XTDisconnect({theConnectionID})", _as_xt_error(e))
-            return False
+        return self._try(
+            f"XTDisconnect({theConnectionID})", lambda: self.ctx.disconnect(int(theConnectionID))
+        )
 
     def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
         try:
@@ -355,10 +367,5 @@ class Plugin:
         print(f"{stamp} {text}", flush=True, file=sys.stdout)
 
 
-def _last_text():
-    m = lib.xt_last_error_message()
-    return m.decode("utf-8", "replace") if m else ""
-
-
 def _as_xt_error(e):
-    return e if isinstance(e, XtError) else XtError(1001, str(e))
+    return e if isinstance(e, XtError) else XtError(ERR_INVALID_ARGUMENT, str(e))
