@@ -56,11 +56,6 @@ static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionIn
     return true;
 }
 
-static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t id,
-                    const XtConnectionInfo *info) {
-    (void)user_data; (void)data; (void)len; (void)id; (void)info;
-}
-
 static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data, size_t len,
                         const XtDatagramInfo *info) {
     Watcher *w = user_data;
@@ -106,7 +101,7 @@ int main(int argc, char **argv) {
     callbacks.struct_size = sizeof callbacks;
     callbacks.user_data = &watcher;
     callbacks.new_connection = on_new_connection;
-    callbacks.data_available = on_data;
+    /* No data_available: what a peer sends is not needed (xtnet drops it). */
     callbacks.received_datagram = on_datagram;
     callbacks.log = on_log;
 
