@@ -10,7 +10,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use support::{median, row, Server};
+use support::{median, Server};
 
 fn baseline_server() {
     use http_body_util::Full;
@@ -127,6 +127,16 @@ fn idle_memory(server: &Server, n: usize) -> f64 {
     (after - before) / n as f64
 }
 
+/// A row: hyper, xtnet (and the baseline build), xtnet / hyper (and xtnet / baseline).
+fn http_row(label: &str, v: &[f64], decimals: usize) {
+    let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
+    let mut ratios = format!("{:.2}", v[1] / v[0]);
+    if let Some(base) = v.get(2) {
+        ratios.push_str(&format!(" | {:.3}", v[1] / base));
+    }
+    println!("| {label} | {} | {ratios} |", cells.join(" | "));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--baseline-http") {
@@ -135,11 +145,31 @@ fn main() {
     support::raise_fd_limit();
     let quick = args.iter().any(|a| a == "--quick");
     let (secs, rounds) = if quick { (3, 1) } else { (5, 3) };
-    let servers = [hyper_server(), xtnet_server()];
-    println!("| scenario | hyper | xtnet | xtnet / hyper |");
-    println!("|---|---|---|---|");
-    let mut rps = [Vec::new(), Vec::new()];
-    let mut p99 = [Vec::new(), Vec::new()];
+    // `--baseline-lib DIR`: the same http_server on another build of the library, to measure a
+    // change against the build before it in one run.
+    let baseline = args
+        .iter()
+        .position(|a| a == "--baseline-lib")
+        .and_then(|i| args.get(i + 1))
+        .map(|dir| {
+            support::xtnet_example_with_lib(
+                "http_server",
+                "xtnet (baseline lib)",
+                &["--port", "0", "--hello"],
+                dir,
+            )
+        });
+    let mut servers = vec![hyper_server(), xtnet_server()];
+    servers.extend(baseline);
+    if servers.len() == 3 {
+        println!("| scenario | hyper | xtnet | xtnet (baseline lib) | xtnet / hyper | xtnet / baseline |");
+        println!("|---|---|---|---|---|---|");
+    } else {
+        println!("| scenario | hyper | xtnet | xtnet / hyper |");
+        println!("|---|---|---|---|");
+    }
+    let mut rps = vec![Vec::new(); servers.len()];
+    let mut p99 = vec![Vec::new(); servers.len()];
     for _ in 0..rounds {
         for (i, s) in servers.iter().enumerate() {
             let w = wrk(s.port, secs);
@@ -151,18 +181,11 @@ fn main() {
             p99[i].push(w.p99_ms);
         }
     }
-    row(
-        "64 keep-alive connections: requests/s",
-        &[median(rps[0].clone()), median(rps[1].clone())],
-        0,
-    );
-    row(
-        "latency p99 (ms)",
-        &[median(p99[0].clone()), median(p99[1].clone())],
-        2,
-    );
+    let medians = |v: &Vec<Vec<f64>>| v.iter().map(|x| median(x.clone())).collect::<Vec<_>>();
+    http_row("64 keep-alive connections: requests/s", &medians(&rps), 0);
+    http_row("latency p99 (ms)", &medians(&p99), 2);
     let memory: Vec<f64> = servers.iter().map(|s| idle_memory(s, 2000)).collect();
-    row(
+    http_row(
         "RSS per idle keep-alive connection, 2000 conns (bytes)",
         &memory,
         0,

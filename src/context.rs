@@ -1,17 +1,19 @@
-//! One `XtContext`: its runtime, its registry of listeners and connections, its options and
-//! its event queue, and the orderly way all of it ends.
+//! The facade: one `XtContext` — its runtime and dispatcher thread, and every call a host
+//! makes — and the orderly way it ends. This is the only place that starts and stops the
+//! protocols; they reach the context through `shared.rs`, below them.
 
+use crate::dispatch;
+pub use crate::dispatch::Dispatch;
 use crate::error::Error;
-use crate::events::{self, Event, EventQueue, Host, LogLevel};
-use crate::options::Options;
-use crate::peer::{Identify, Peers};
-use crate::registry::{ListenerKind, Registry};
+use crate::events::Host;
+use crate::lifecycle;
+use crate::queue::EventQueue;
+use crate::registry::ListenerKind;
+use crate::shared::Shared;
 use crate::tcp::{self, CloseReason, Connection, Drivers};
 use crate::udp;
-use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,170 +32,16 @@ pub mod stats {
     pub const PEER_LOOKUPS: u32 = 5;
 }
 
-/// How callbacks are run (`XtDispatch`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dispatch {
-    /// On one library thread, one at a time.
-    Thread,
-    /// Inside `poll`, on the host's thread.
-    Poll,
-}
+/// See [`crate::tcp::BACKLOG_LIMIT`]: undelivered bytes of a context before every reader pauses.
+pub use crate::tcp::BACKLOG_LIMIT;
 
 static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Events (in bytes) queued for the host across the whole context before every reader pauses.
-const BACKLOG_HIGH: usize = 64 << 20;
-const BACKLOG_LOW: usize = 32 << 20;
-
-/// Counts undelivered event bytes of the whole context and wakes readers when it drains.
-#[derive(Default)]
-pub(crate) struct Backlog {
-    bytes: AtomicUsize,
-    /// Connections that stopped reading because the backlog was over its limit.
-    parked: Mutex<Vec<Arc<Connection>>>,
-}
-
-impl Backlog {
-    pub(crate) fn add(&self, n: usize) {
-        self.bytes.fetch_add(n, Ordering::SeqCst);
-    }
-
-    pub(crate) fn remove(&self, n: usize) {
-        let before = self.bytes.fetch_sub(n, Ordering::SeqCst);
-        if before > BACKLOG_LOW && before - n <= BACKLOG_LOW {
-            let parked = std::mem::take(&mut *self.parked.lock());
-            for conn in parked {
-                conn.unpark_from_backlog();
-            }
-        }
-    }
-
-    /// Remembers a connection to wake when the backlog drains (the caller re-checks `over`
-    /// after this, so a drain in between is not missed).
-    pub(crate) fn park(&self, conn: Arc<Connection>) {
-        self.parked.lock().push(conn);
-    }
-
-    pub(crate) fn over(&self) -> bool {
-        self.bytes.load(Ordering::SeqCst) > BACKLOG_HIGH
-    }
-
-    /// Bytes read from the network and not yet delivered to the host (plus a small cost per
-    /// message).
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::SeqCst)
-    }
-}
-
-/// The most undelivered bytes a context holds before every reader pauses (a connection's own
-/// limit is lower; this bounds the sum over many connections).
-pub const BACKLOG_LIMIT: usize = BACKLOG_HIGH;
-
-/// Live runtime tasks, so shutting down can wait until each has pushed its final event.
-#[derive(Default)]
-pub(crate) struct TaskCounter {
-    live: Mutex<usize>,
-    idle: Condvar,
-}
-
-/// Held by a runtime task for its whole life; also its handle on the context.
-pub(crate) struct TaskGuard(Arc<Shared>);
-
-impl TaskGuard {
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.0
-    }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        let mut live = self.0.tasks.live.lock();
-        *live -= 1;
-        if *live == 0 {
-            self.0.tasks.idle.notify_all();
-        }
-    }
-}
-
-impl TaskCounter {
-    fn wait_idle(&self, timeout: Duration) -> bool {
-        let mut live = self.live.lock();
-        if *live > 0 {
-            self.idle.wait_for(&mut live, timeout);
-        }
-        *live == 0
-    }
-}
-
-/// What every task and call of one context shares.
-pub(crate) struct Shared {
-    pub(crate) id: u64,
-    pub(crate) dispatch: Dispatch,
-    pub(crate) queue: EventQueue,
-    pub(crate) host: Arc<dyn Host>,
-    pub(crate) options: Mutex<Options>,
-    pub(crate) runtime: tokio::runtime::Handle,
-    pub(crate) registry: Registry,
-    pub(crate) drivers: Drivers,
-    pub(crate) backlog: Backlog,
-    /// Peer names and MAC addresses.
-    pub(crate) peers: Peers,
-    closing: AtomicBool,
-    polling: AtomicBool,
-    tasks: TaskCounter,
-}
-
-impl Shared {
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
-    }
-
-    /// Counts a task as live until the guard drops (even when the task is aborted).
-    pub(crate) fn task_guard(self: &Arc<Self>) -> TaskGuard {
-        *self.tasks.live.lock() += 1;
-        TaskGuard(self.clone())
-    }
-
-    /// The identity of a new connection's peer, or a wait for it of at most
-    /// `XT_OPT_PEER_LOOKUP_MS`.
-    pub(crate) fn identify_peer(&self, peer: SocketAddr) -> Identify {
-        self.peers
-            .identify(peer, || self.options.lock().peer_lookup)
-    }
-
-    pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        self.queue.push(Event::log(level, message));
-    }
-
-    fn check_open(&self) -> Result<(), Error> {
-        if self.is_closing() {
-            Err(Error::invalid_state("the context is being freed"))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Runs one batch of waiting events on this thread.
-    fn run_events(&self, timeout: Option<Duration>, batch: &mut VecDeque<Event>) -> Option<usize> {
-        if !self
-            .queue
-            .take(timeout, self.dispatch == Dispatch::Thread, batch)
-        {
-            return None;
-        }
-        Some(events::run_batch(
-            self.id,
-            &*self.host,
-            &|| self.is_closing(),
-            &self.backlog,
-            batch,
-        ))
-    }
-}
 
 /// A context: owns the runtime and the dispatcher thread. Dropping it shuts it down.
 pub struct Context {
     shared: Arc<Shared>,
+    /// The tasks of TCP connections (started with the runtime, one per network thread).
+    drivers: Arc<Drivers>,
     runtime: Option<tokio::runtime::Runtime>,
     dispatcher: Option<JoinHandle<()>>,
 }
@@ -214,21 +62,14 @@ impl Context {
             .map_err(|e| Error::io("starting the network runtime", &e))?;
         let queue = EventQueue::new(dispatch == Dispatch::Poll)
             .map_err(|e| Error::io("creating the wakeup descriptor", &e))?;
-        let shared = Arc::new(Shared {
-            id: NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed),
+        let shared = Arc::new(Shared::new(
+            NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed),
             dispatch,
             queue,
             host,
-            options: Mutex::new(Options::default()),
-            runtime: runtime.handle().clone(),
-            registry: Registry::default(),
-            drivers: Drivers::start(runtime.handle(), threads),
-            backlog: Backlog::default(),
-            peers: Peers::new(runtime.handle().clone()),
-            closing: AtomicBool::new(false),
-            polling: AtomicBool::new(false),
-            tasks: TaskCounter::default(),
-        });
+            runtime.handle().clone(),
+        ));
+        let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
         let dispatcher = match dispatch {
             Dispatch::Poll => None,
             Dispatch::Thread => {
@@ -245,6 +86,7 @@ impl Context {
         };
         Ok(Context {
             shared,
+            drivers,
             runtime: Some(runtime),
             dispatcher,
         })
@@ -270,23 +112,12 @@ impl Context {
     /// Starts a framed TCP listener; returns its id.
     pub fn start_tcp_listener(&self, port: u16, boundary: &[u8]) -> Result<u32, Error> {
         self.shared.check_open()?;
-        tcp::start_listener(&self.shared, port, boundary)
+        tcp::start_listener(&self.shared, &self.drivers, port, boundary)
     }
 
     /// Stops a TCP listener: its socket is closed when this returns; its connections end (102).
     pub fn stop_tcp_listener(&self, server_id: u32) -> Result<(), Error> {
-        let port = self.shared.registry.listener_port(server_id)?;
-        self.shared
-            .registry
-            .stop_listener(server_id, ListenerKind::Tcp)?;
-        self.shared.log(
-            LogLevel::Info,
-            &format!("TCP listener {server_id} on port {port} stopped"),
-        );
-        for conn in self.shared.registry.connections(Some(server_id)) {
-            conn.request_close(CloseReason::ListenerStopped);
-        }
-        Ok(())
+        lifecycle::stop(&self.shared, server_id, ListenerKind::Tcp)
     }
 
     /// Starts an HTTP ("HTML") listener; returns its id.
@@ -397,17 +228,20 @@ impl Context {
         boundary: &[u8],
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_connection(&self.shared, host, port, boundary)
+        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary)
     }
 
     /// Queues bytes on a connection (copied; never blocks).
     pub fn send_data(&self, connection_id: u64, data: &[u8]) -> Result<(), Error> {
         // Answering the connection a callback is about needs no registry lookup.
-        if let Some(result) = events::with_current(self.shared.id, connection_id, |c| c.send(data))
-        {
+        let current = dispatch::with_current(self.shared.id, |conn: &Connection, this| {
+            (conn.id == connection_id).then(|| conn.send(data, || this.clone()))
+        });
+        if let Some(result) = current {
             return result;
         }
-        self.shared.registry.connection(connection_id)?.send(data)
+        let conn = self.shared.registry.connection(connection_id)?;
+        conn.send(data, || conn.clone())
     }
 
     /// Writes out what was queued, then closes; the final `socket_error` (102) follows.
@@ -429,7 +263,7 @@ impl Context {
                 "xt_poll is for contexts created with XT_DISPATCH_POLL",
             ));
         }
-        if events::dispatching_context() == self.shared.id {
+        if self.in_callback() {
             return Err(Error::invalid_state(
                 "xt_poll called from inside a callback",
             ));
@@ -463,7 +297,7 @@ impl Context {
 
     /// Whether this thread is running one of this context's callbacks now.
     pub fn in_callback(&self) -> bool {
-        events::dispatching_context() == self.shared.id
+        dispatch::dispatching_context() == self.shared.id
     }
 
     /// Ends everything: listeners stop, every connection gets its final event (102, "context
@@ -479,15 +313,8 @@ impl Context {
             return Ok(());
         };
         let shared = self.shared.clone();
-        shared.closing.store(true, Ordering::SeqCst);
-        let (udp, http) = shared.registry.listener_states();
-        for u in udp {
-            u.close();
-        }
-        for h in http {
-            h.close();
-        }
-        shared.registry.stop_all_listeners();
+        shared.set_closing();
+        lifecycle::stop_all(&shared);
         for conn in shared.registry.connections(None) {
             conn.request_close(CloseReason::ContextFreed);
         }
@@ -501,7 +328,7 @@ impl Context {
                     .is_some()
                 {}
             }
-            if shared.tasks.wait_idle(Duration::from_millis(5)) {
+            if shared.wait_tasks_idle(Duration::from_millis(5)) {
                 break;
             }
             // Connections that appeared while we were closing (accepted just before the

@@ -1,24 +1,22 @@
-//! The event queue between the network (runtime tasks) and the host's callbacks, and the two
-//! ways of running those callbacks: on one library thread, or inside the host's `xt_poll`.
+//! The meeting point of the network and the host: the [`Host`] the events go to, the [`Event`]s
+//! the protocols queue, and running one batch of them (`run_batch`).
 //!
-//! Tasks push events; one dispatcher at a time takes them in batches and calls the [`Host`]. No
-//! lock is held while the host runs. Data a callback sends is written once its batch is done,
-//! so replies to many messages leave in one system call.
+//! This module names the protocols' types (a connection, a UDP or HTTP listener), the way
+//! smoltcp's `enum Socket` does; those types import nothing from here, so the dependency runs
+//! one way. The queue itself is `queue.rs`, the dispatching thread's state `dispatch.rs`, flow
+//! control `tcp/flow.rs`. No lock is held while the host runs.
 
-use crate::context::Backlog;
+use crate::dispatch::{self, BatchScope, Writer};
 use crate::http::{HttpListener, HttpRequest, HttpResponse, RequestParts};
-use crate::info::ConnectionInfo;
-use crate::tcp::Connection;
+use crate::info::{c_text, canonical_ip, ConnectionInfo, UNKNOWN_MAC, UNKNOWN_NAME};
+use crate::tcp::{Backlog, Connection, Credits};
 use crate::udp::{Datagram, DatagramInfo, UdpListener};
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Severity of a `log` event, as the C surface numbers it (`XT_LOG_*`).
@@ -101,7 +99,7 @@ impl Event {
     pub(crate) fn log(level: LogLevel, message: &str) -> Event {
         Event::Log {
             level,
-            message: crate::info::c_text(message),
+            message: c_text(message),
         }
     }
 
@@ -116,7 +114,7 @@ impl Event {
     }
 
     /// Runs the callbacks of this event; returns how many ran (or were answered for the host).
-    fn dispatch(self, host: &dyn Host, closing: bool, credits: &mut Credits) -> usize {
+    fn deliver(self, host: &dyn Host, closing: bool, credits: &mut Credits<Connection>) -> usize {
         match self {
             Event::NewConnection { conn } => {
                 // A connection whose listener was stopped (or whose context is going away)
@@ -144,14 +142,14 @@ impl Event {
             Event::Datagrams {
                 listener,
                 datagrams,
-            } => return listener.deliver(host, datagrams),
+            } => return deliver_datagrams(host, &listener, datagrams),
             Event::PageRequest {
                 listener,
                 request,
                 reply,
             } => {
                 // Dropping `reply` (a stopped listener) answers 503.
-                if let Some(response) = listener.deliver(host, *request) {
+                if let Some(response) = deliver_page_request(host, &listener, *request) {
                     let _ = reply.send(response);
                 }
             }
@@ -161,105 +159,45 @@ impl Event {
     }
 }
 
-/// Delivered bytes not yet credited back to their connection: applied once per run of
-/// consecutive events of one connection (not per message), at the latest when a batch ends.
-struct Credits<'a> {
-    backlog: &'a Backlog,
-    conn: Option<Arc<Connection>>,
-    bytes: usize,
-    events: usize,
-}
-
-impl Credits<'_> {
-    fn add(&mut self, conn: &Arc<Connection>, bytes: usize, messages: usize) {
-        if !self.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            self.apply();
-            self.conn = Some(conn.clone());
+/// Runs the host's callback for each datagram of one receive call; stops once the listener is
+/// stopped. Returns how many ran.
+fn deliver_datagrams(host: &dyn Host, listener: &UdpListener, datagrams: Vec<Datagram>) -> usize {
+    let mut ran = 0;
+    let mut text: Option<(IpAddr, CString)> = None;
+    for d in &datagrams {
+        let Some(_pass) = listener.gate.enter() else {
+            break;
+        };
+        let ip = canonical_ip(d.from.ip());
+        if text.as_ref().is_none_or(|(t, _)| *t != ip) {
+            text = Some((ip, c_text(&ip.to_string())));
         }
-        self.bytes += bytes;
-        self.events += messages;
+        let info = DatagramInfo {
+            remote_address: &text.as_ref().expect("set above").1,
+            remote_port: d.from.port(),
+            local_port: listener.port,
+            name: d.identity.as_ref().map_or(UNKNOWN_NAME, |i| &i.name),
+            mac_address: d.identity.as_ref().map_or(UNKNOWN_MAC, |i| &i.mac_address),
+        };
+        host.received_datagram(listener.id, &d.data, &info);
+        ran += 1;
     }
-
-    fn apply(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.flow_consumed(self.bytes, self.events, self.backlog);
-        }
-        self.bytes = 0;
-        self.events = 0;
-    }
+    listener.delivered(&datagrams);
+    ran
 }
 
-thread_local! {
-    /// The context whose callbacks this thread is running now (0: none).
-    static DISPATCHING: Cell<u64> = const { Cell::new(0) };
-    /// The connection the running callback is about: sends to it skip the registry lookup.
-    static CURRENT: RefCell<Option<Arc<Connection>>> = const { RefCell::new(None) };
-    /// Connections and listeners written to by callbacks of the current batch, flushed when it
-    /// ends.
-    static DIRTY: RefCell<Vec<Dirty>> = const { RefCell::new(Vec::new()) };
+/// Runs the host's callback for one request; None once the listener is stopped.
+fn deliver_page_request(
+    host: &dyn Host,
+    listener: &HttpListener,
+    request: RequestParts,
+) -> Option<HttpResponse> {
+    let _pass = listener.gate.enter()?;
+    let request = HttpRequest::new(request);
+    let mut response = HttpResponse::default();
+    host.page_request(listener.id, &request, &mut response);
+    Some(response)
 }
-
-/// The context whose callback is running on this thread, 0 if none.
-pub(crate) fn dispatching_context() -> u64 {
-    DISPATCHING.with(|d| d.get())
-}
-
-/// Runs `f` on connection `id` of context `ctx_id` if it is the one the running callback is
-/// about (the common case: answering the message being delivered). None otherwise.
-pub(crate) fn with_current<R>(
-    ctx_id: u64,
-    id: u64,
-    f: impl FnOnce(&Arc<Connection>) -> R,
-) -> Option<R> {
-    if dispatching_context() != ctx_id {
-        return None;
-    }
-    // Borrowed, not cloned: no reference-count traffic on the hot path. `f` (a send) never
-    // calls back into the host, so nothing else borrows CURRENT meanwhile.
-    CURRENT.with(|c| c.borrow().as_ref().filter(|c| c.id == id).map(f))
-}
-
-/// Something callbacks wrote to, to flush when their batch ends.
-pub(crate) enum Dirty {
-    Tcp(Arc<Connection>),
-    Udp(Arc<UdpListener>),
-}
-
-/// Remembers a connection or listener to flush when the current batch of callbacks ends.
-pub(crate) fn flush_after_batch(dirty: Dirty) {
-    DIRTY.with(|d| d.borrow_mut().push(dirty));
-}
-
-/// Writes what callbacks queued; reports send failures (which the callbacks could not be told)
-/// through the host's log.
-fn flush_dirty(host: &dyn Host) {
-    let mut dirty = DIRTY.with(|d| std::mem::take(&mut *d.borrow_mut()));
-    // A reply or two: write them here, at once. Many: let the connections' own tasks write,
-    // so the kernel's send work spreads over the network threads instead of this one.
-    let here = dirty.len() <= WRITE_HERE_MAX;
-    for item in dirty.drain(..) {
-        match item {
-            Dirty::Tcp(conn) => conn.flush_from_dispatcher(here),
-            Dirty::Udp(listener) => {
-                if let Some(failure) = listener.flush_outbox() {
-                    host.log(LogLevel::Warning, &crate::info::c_text(&failure));
-                }
-            }
-        }
-    }
-    // Give the (empty) vector back to reuse its allocation.
-    DIRTY.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_empty() {
-            *d = dirty;
-        }
-    });
-}
-
-/// Flush after this many dirty connections even inside a batch, so early replies are not held.
-const FLUSH_EVERY: usize = 64;
-/// Most connections a batch's end writes to from the dispatching thread itself.
-const WRITE_HERE_MAX: usize = 2;
 
 /// Runs a batch of events on this thread for context `ctx_id`; returns how many were handled.
 pub(crate) fn run_batch(
@@ -269,259 +207,22 @@ pub(crate) fn run_batch(
     backlog: &Backlog,
     batch: &mut VecDeque<Event>,
 ) -> usize {
-    let outer = DISPATCHING.with(|d| d.replace(ctx_id));
-    let mut credits = Credits {
-        backlog,
-        conn: None,
-        bytes: 0,
-        events: 0,
-    };
+    let scope = BatchScope::begin(ctx_id);
+    let mut log = |line: String| host.log(LogLevel::Warning, &c_text(&line));
+    let mut credits = Credits::new(backlog);
     let mut handled = 0;
     while let Some(event) = batch.pop_front() {
         let closing = closing();
-        let conn = event.connection().cloned();
-        CURRENT.with(|c| *c.borrow_mut() = conn);
+        dispatch::set_current(event.connection().map(|c| c.clone() as Arc<dyn Writer>));
         // A panic here is a bug in xtnet (host callbacks are C and cannot unwind): contain it
         // to this one event so the others are still delivered.
         handled += catch_unwind(AssertUnwindSafe(|| {
-            event.dispatch(host, closing, &mut credits)
+            event.deliver(host, closing, &mut credits)
         }))
         .unwrap_or(1);
-        if DIRTY.with(|d| d.borrow().len()) >= FLUSH_EVERY {
-            flush_dirty(host);
-        }
+        scope.between(&mut log);
     }
-    CURRENT.with(|c| c.borrow_mut().take());
     credits.apply();
-    flush_dirty(host);
-    DISPATCHING.with(|d| d.set(outer));
+    scope.end(&mut log);
     handled
-}
-
-/// The queue: FIFO, many producers, one consumer at a time.
-pub(crate) struct EventQueue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-    wake_fd: Option<WakeFd>,
-    /// Whether events wait, readable without the lock (for the dispatcher's spin).
-    nonempty: AtomicBool,
-}
-
-/// How long the thread dispatcher keeps looking for events before it sleeps. A request/response
-/// peer usually sends its next message within this, and finding it without a sleep/wake pair
-/// saves both threads a system call and a context switch (measured: see BENCHMARKS.md).
-const SPIN: Duration = Duration::from_micros(50);
-
-struct QueueState {
-    events: VecDeque<Event>,
-    /// Dispatchers blocked in `take`.
-    sleepers: usize,
-    /// Whether the wakeup fd is readable now.
-    signaled: bool,
-    /// No more waiting: `take` returns what is left, then nothing.
-    closed: bool,
-}
-
-impl EventQueue {
-    /// A queue; with `wake_fd` it keeps a descriptor readable exactly while events wait.
-    pub(crate) fn new(with_wake_fd: bool) -> std::io::Result<Self> {
-        Ok(EventQueue {
-            state: Mutex::new(QueueState {
-                events: VecDeque::new(),
-                sleepers: 0,
-                signaled: false,
-                closed: false,
-            }),
-            ready: Condvar::new(),
-            nonempty: AtomicBool::new(false),
-            wake_fd: if with_wake_fd {
-                Some(WakeFd::new()?)
-            } else {
-                None
-            },
-        })
-    }
-
-    pub(crate) fn push(&self, event: Event) {
-        let mut st = self.state.lock();
-        st.events.push_back(event);
-        self.nonempty.store(true, Ordering::Release);
-        if st.sleepers > 0 {
-            self.ready.notify_one();
-        }
-        if let Some(fd) = &self.wake_fd {
-            if !st.signaled {
-                fd.signal();
-                st.signaled = true;
-            }
-        }
-    }
-
-    /// Moves every waiting event into `batch`, waiting up to `timeout` (None: forever) for one.
-    /// With `spin`, looks for events for a short while before sleeping. Returns false when
-    /// nothing came (timeout, or the queue was closed and is empty).
-    pub(crate) fn take(
-        &self,
-        timeout: Option<Duration>,
-        spin: bool,
-        batch: &mut VecDeque<Event>,
-    ) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        if spin && !self.nonempty.load(Ordering::Acquire) {
-            let until = Instant::now() + SPIN;
-            'spin: loop {
-                for _ in 0..64 {
-                    if self.nonempty.load(Ordering::Acquire) {
-                        break 'spin;
-                    }
-                    std::hint::spin_loop();
-                }
-                if Instant::now() >= until {
-                    break;
-                }
-                // Give the core to the network threads (or the peer) if they have work.
-                std::thread::yield_now();
-            }
-        }
-        let mut st = self.state.lock();
-        while st.events.is_empty() {
-            if st.closed {
-                return false;
-            }
-            st.sleepers += 1;
-            let timed_out = match deadline {
-                Some(d) => self.ready.wait_until(&mut st, d).timed_out(),
-                None => {
-                    self.ready.wait(&mut st);
-                    false
-                }
-            };
-            st.sleepers -= 1;
-            if timed_out && st.events.is_empty() {
-                return false;
-            }
-        }
-        std::mem::swap(batch, &mut st.events);
-        self.nonempty.store(false, Ordering::Release);
-        if st.signaled {
-            if let Some(fd) = &self.wake_fd {
-                fd.clear();
-            }
-            st.signaled = false;
-        }
-        true
-    }
-
-    /// Wakes every waiting dispatcher; from now on `take` stops waiting once the queue is empty.
-    pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
-        self.ready.notify_all();
-    }
-
-    pub(crate) fn wake_fd(&self) -> Option<i32> {
-        self.wake_fd.as_ref().map(|w| w.read_fd)
-    }
-}
-
-/// A descriptor that is readable while it is signaled: an eventfd on Linux, a pipe elsewhere.
-struct WakeFd {
-    read_fd: i32,
-    write_fd: i32,
-}
-
-impl WakeFd {
-    #[cfg(target_os = "linux")]
-    fn new() -> std::io::Result<Self> {
-        // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(WakeFd {
-            read_fd: fd,
-            write_fd: fd,
-        })
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn new() -> std::io::Result<Self> {
-        let mut fds = [0i32; 2];
-        // SAFETY: fds has room for the two descriptors pipe() writes.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        for fd in fds {
-            // SAFETY: fd was just returned by pipe().
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-        Ok(WakeFd {
-            read_fd: fds[0],
-            write_fd: fds[1],
-        })
-    }
-
-    fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our own descriptor. A full pipe or counter
-        // already means "readable", so the result does not matter.
-        unsafe { libc::write(self.write_fd, (&one as *const u64).cast(), 8) };
-    }
-
-    fn clear(&self) {
-        let mut sink = [0u8; 64];
-        // SAFETY: reads into a live local buffer from our own non-blocking descriptor.
-        while unsafe { libc::read(self.read_fd, sink.as_mut_ptr().cast(), sink.len()) } > 0 {
-            if self.read_fd != self.write_fd {
-                continue;
-            }
-            break; // an eventfd is reset by one read
-        }
-    }
-}
-
-impl Drop for WakeFd {
-    fn drop(&mut self) {
-        // SAFETY: closing descriptors this struct owns, once.
-        unsafe {
-            libc::close(self.read_fd);
-            if self.write_fd != self.read_fd {
-                libc::close(self.write_fd);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn readable(fd: i32) -> bool {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 0) == 1 }
-    }
-
-    #[test]
-    fn wake_fd_is_readable_exactly_while_events_wait() {
-        let q = EventQueue::new(true).unwrap();
-        let fd = q.wake_fd().unwrap();
-        assert!(!readable(fd));
-        q.push(Event::log(LogLevel::Info, "a"));
-        q.push(Event::log(LogLevel::Info, "b"));
-        assert!(readable(fd));
-        let mut batch = VecDeque::new();
-        assert!(q.take(Some(Duration::ZERO), false, &mut batch));
-        assert_eq!(batch.len(), 2);
-        assert!(!readable(fd));
-        assert!(!q.take(Some(Duration::from_millis(10)), true, &mut batch));
-        q.close();
-        assert!(!q.take(None, false, &mut batch));
-    }
 }

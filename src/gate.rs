@@ -4,7 +4,7 @@
 //! The wait is skipped on the thread that is dispatching (a stop called from the listener's
 //! own callback lets that callback finish; none comes after it).
 
-use crate::events;
+use crate::dispatch;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,7 +57,7 @@ impl CallbackGate {
     /// Closes the gate and waits until no callback of it runs (unless called from one).
     pub(crate) fn close_and_wait(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        if events::dispatching_context() == self.ctx_id {
+        if dispatch::dispatching_context() == self.ctx_id {
             return;
         }
         let mut running = self.running.lock();

@@ -1,7 +1,7 @@
 //! Ports and listening addresses, the same for TCP, UDP and HTTP listeners.
 
-use crate::context::Shared;
 use crate::error::{self, Error};
+use crate::options::Options;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -75,23 +75,20 @@ pub(crate) fn is_no_ipv6(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(c) if c == libc::EAFNOSUPPORT || c == libc::EADDRNOTAVAIL || c == libc::EPROTONOSUPPORT)
 }
 
-/// A TCP listening socket for a TCP or HTTP listener, as the context's options say (privileged
-/// ports, bind address, backlog), registered with the runtime; and its bound port.
+/// A TCP listening socket for a TCP or HTTP listener, as the options say (privileged ports,
+/// bind address, backlog), registered with `runtime`; and its bound port.
 pub(crate) fn open_stream_listener(
-    shared: &Shared,
+    options: &Options,
+    runtime: &tokio::runtime::Handle,
     port: u16,
 ) -> Result<(tokio::net::TcpListener, u16), Error> {
-    let (allow_privileged, bind, backlog) = {
-        let o = shared.options.lock();
-        (o.allow_privileged_ports, o.bind_address, o.listen_backlog)
-    };
-    check_port(port, allow_privileged)?;
-    let std_listener = bind_stream(bind, port, backlog)?;
+    check_port(port, options.allow_privileged_ports)?;
+    let std_listener = bind_stream(options.bind_address, port, options.listen_backlog)?;
     let local_port = std_listener
         .local_addr()
         .map_err(|e| Error::io("reading the bound address", &e))?
         .port();
-    let _runtime = shared.runtime.enter();
+    let _runtime = runtime.enter();
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| Error::io("registering the listener", &e))?;
     Ok((listener, local_port))

@@ -22,6 +22,15 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
+    /// The protocol's short name, for the log.
+    pub(crate) fn protocol(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "TCP",
+            ListenerKind::Udp => "UDP",
+            ListenerKind::Http => "HTTP",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             ListenerKind::Tcp => "TCP listener",
@@ -40,7 +49,7 @@ pub(crate) enum ListenerState {
 }
 
 impl ListenerState {
-    fn kind(&self) -> ListenerKind {
+    pub(crate) fn kind(&self) -> ListenerKind {
         match self {
             ListenerState::Tcp => ListenerKind::Tcp,
             ListenerState::Udp(_) => ListenerKind::Udp,
@@ -71,7 +80,7 @@ impl ListenerStop {
 
     /// Asks the task to stop and waits (bounded) until it has dropped its socket, so the port is
     /// free again when the caller's stop call returns. Never called on a runtime thread.
-    fn stop_and_wait(self) {
+    pub(crate) fn stop_and_wait(self) {
         let _ = self.stop.send(());
         let _ = self.done.recv_timeout(Duration::from_secs(5));
     }
@@ -84,10 +93,11 @@ pub(crate) struct ListenerStopped {
     done: std::sync::mpsc::Sender<()>,
 }
 
+/// A running listener as the registry keeps it.
 pub(crate) struct Listener {
-    pub port: u16,
-    stop: ListenerStop,
-    state: ListenerState,
+    pub(crate) port: u16,
+    pub(crate) stop: ListenerStop,
+    pub(crate) state: ListenerState,
 }
 
 #[derive(Default)]
@@ -98,12 +108,17 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn next_connection_id(&self) -> u64 {
+    /// A new id from the one counter of the context.
+    fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn next_listener_id(&self) -> Result<u32, Error> {
-        u32::try_from(self.next_connection_id())
+    pub(crate) fn new_connection_id(&self) -> u64 {
+        self.next_id()
+    }
+
+    pub(crate) fn new_listener_id(&self) -> Result<u32, Error> {
+        u32::try_from(self.next_id())
             .map_err(|_| Error::invalid_state("no listener ids left in this context"))
     }
 
@@ -128,35 +143,6 @@ impl Registry {
         }
     }
 
-    /// The HTTP listener `id` (106 for an unknown, stopped or other-kind id).
-    pub(crate) fn http_listener(&self, id: u32) -> Result<Arc<HttpListener>, Error> {
-        let listeners = self.listeners.lock();
-        match listeners.get(&id).map(|l| &l.state) {
-            Some(ListenerState::Http(h)) => Ok(h.clone()),
-            other => Err(Self::kind_error(id, other, ListenerKind::Http)),
-        }
-    }
-
-    /// Every UDP and HTTP listener's state (the context is going away).
-    pub(crate) fn listener_states(&self) -> (Vec<Arc<UdpListener>>, Vec<Arc<HttpListener>>) {
-        let listeners = self.listeners.lock();
-        let udp = listeners
-            .values()
-            .filter_map(|l| match &l.state {
-                ListenerState::Udp(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect();
-        let http = listeners
-            .values()
-            .filter_map(|l| match &l.state {
-                ListenerState::Http(h) => Some(h.clone()),
-                _ => None,
-            })
-            .collect();
-        (udp, http)
-    }
-
     fn kind_error(id: u32, found: Option<&ListenerState>, wanted: ListenerKind) -> Error {
         match found {
             None => Error::invalid_state(format!("no listener with id {id}")),
@@ -177,28 +163,19 @@ impl Registry {
             .ok_or_else(|| Error::invalid_state(format!("no listener with id {id}")))
     }
 
-    /// Removes a listener of `kind` and stops it; returns once its socket is closed.
-    pub(crate) fn stop_listener(&self, id: u32, kind: ListenerKind) -> Result<(), Error> {
-        let listener = {
-            let mut listeners = self.listeners.lock();
-            let state = listeners.get(&id).map(|l| &l.state);
-            if state.is_none_or(|s| s.kind() != kind) {
-                return Err(Self::kind_error(id, state, kind));
-            }
-            listeners.remove(&id)
-        };
-        if let Some(l) = listener {
-            l.stop.stop_and_wait();
+    /// Removes listener `id` of `kind` (106 for an unknown, stopped or other-kind id).
+    pub(crate) fn take_listener(&self, id: u32, kind: ListenerKind) -> Result<Listener, Error> {
+        let mut listeners = self.listeners.lock();
+        let state = listeners.get(&id).map(|l| &l.state);
+        if state.is_none_or(|s| s.kind() != kind) {
+            return Err(Self::kind_error(id, state, kind));
         }
-        Ok(())
+        Ok(listeners.remove(&id).expect("checked above"))
     }
 
-    /// Stops every listener (the context is going away).
-    pub(crate) fn stop_all_listeners(&self) {
-        let all: Vec<Listener> = self.listeners.lock().drain().map(|(_, l)| l).collect();
-        for l in all {
-            l.stop.stop_and_wait();
-        }
+    /// Removes every listener (the context is going away).
+    pub(crate) fn take_all_listeners(&self) -> Vec<(u32, Listener)> {
+        self.listeners.lock().drain().collect()
     }
 
     pub(crate) fn add_connection(&self, conn: Arc<Connection>) {

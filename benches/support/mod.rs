@@ -103,8 +103,18 @@ pub fn xtnet_example(example: &str, name: &'static str, args: &[&str]) -> Server
 /// `c-examples/echo_server` with `args`, run against the xtnet library in `lib_dir` (another
 /// build, to compare with) instead of this build's.
 pub fn xtnet_echo_server_with_lib(name: &'static str, args: &[&str], lib_dir: &str) -> Server {
+    xtnet_example_with_lib("echo_server", name, args, lib_dir)
+}
+
+/// A C example with `args`, run against the xtnet library in `lib_dir` (another build).
+pub fn xtnet_example_with_lib(
+    example: &str,
+    name: &'static str,
+    args: &[&str],
+    lib_dir: &str,
+) -> Server {
     let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
-    let mut cmd = c_build::example_command(&out.join("echo_server"));
+    let mut cmd = c_build::example_command(&out.join(example));
     cmd.env("LD_LIBRARY_PATH", lib_dir)
         .args(args)
         .args(["--max-seconds", "3600"]);
@@ -134,7 +144,8 @@ pub fn raise_fd_limit() {
 }
 
 /// One table row: the servers' values and the ratio of the second to the first (and, with a
-/// fourth server, a baseline build of xtnet, the ratio of the second to that).
+/// baseline build of xtnet as the last of three or four servers, the ratio of the second to
+/// that).
 pub fn row(label: &str, v: &[f64], decimals: usize) {
     let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
     let mut ratios = format!("{:.2}", v[1] / v[0]);

@@ -10,11 +10,14 @@
 //! | `page_request`     | an HTTP request arrived; answer inline           | server id, request, response           |
 //! | `log`              | the library has something to say                 | level (`XT_LOG_*`), text               |
 
+use crate::error::Error;
 use crate::events::{Host, LogLevel};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::info::{decimal_c, ConnectionInfo};
 use crate::udp::DatagramInfo;
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_void, CStr};
+use std::ptr::{null, null_mut};
 
 /// Error: something failed.
 pub const XT_LOG_ERROR: i32 = 1;
@@ -185,7 +188,7 @@ impl XtCallbacks {
 pub(crate) struct CHost {
     pub(crate) table: XtCallbacks,
     /// Where `page_request` finds its request and response.
-    pub(crate) http: super::http::HttpSlot,
+    pub(crate) http: HttpSlot,
 }
 
 // SAFETY: the table holds C function pointers and an opaque `user_data` that xtnet never
@@ -321,6 +324,119 @@ impl Host for CHost {
             unsafe { f(self.table.user_data, level as i32, message.as_ptr()) }
         }
     }
+}
+
+/// Where a callback's request and response are reachable from C while it runs.
+pub(crate) struct HttpSlot {
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    request: *const HttpRequest,
+    response: *mut HttpResponse,
+    info: XtConnectionInfo,
+    id_text: [u8; 21],
+}
+
+// SAFETY: the raw pointers are set only for the duration of a callback (by the thread running
+// it) and read under the mutex; the objects they point to outlive that window.
+unsafe impl Send for SlotState {}
+
+impl HttpSlot {
+    pub(crate) fn new() -> Self {
+        HttpSlot {
+            state: Mutex::new(SlotState {
+                request: null(),
+                response: null_mut(),
+                info: c_info_empty(),
+                id_text: [0; 21],
+            }),
+        }
+    }
+
+    /// Makes `request` and `response` reachable through the slot while `call` runs.
+    pub(crate) fn run(
+        &self,
+        request: &HttpRequest,
+        response: &mut HttpResponse,
+        call: impl FnOnce(*const XtHttpRequest, *mut XtHttpResponse),
+    ) {
+        {
+            let mut st = self.state.lock();
+            let st = &mut *st;
+            st.request = request;
+            st.response = response;
+            st.info = c_info(&request.info, &mut st.id_text, 0, c"");
+        }
+        let handle = self as *const HttpSlot;
+        call(handle.cast(), handle as *mut XtHttpResponse);
+        let mut st = self.state.lock();
+        st.request = null();
+        st.response = null_mut();
+        st.info = c_info_empty();
+    }
+}
+
+fn c_info_empty() -> XtConnectionInfo {
+    XtConnectionInfo {
+        remote_address: c"".as_ptr(),
+        remote_port: 0,
+        peer_port: 0,
+        name: c"".as_ptr(),
+        mac_address: c"".as_ptr(),
+        unique_id: c"".as_ptr(),
+        server_id: 0,
+        error_number: 0,
+        error_message: c"".as_ptr(),
+    }
+}
+
+fn not_in_callback() -> Error {
+    Error::invalid_state("HTTP requests and responses are valid only during page_request")
+}
+
+/// Runs `f` on the request behind `r`.
+///
+/// # Safety
+/// `r` is NULL or a request pointer xtnet passed to `page_request` (in a context not freed).
+pub(crate) unsafe fn with_request<T>(
+    r: *const XtHttpRequest,
+    f: impl FnOnce(&HttpRequest, &XtConnectionInfo) -> T,
+) -> Result<T, Error> {
+    if r.is_null() {
+        return Err(Error::invalid_argument("the request is NULL"));
+    }
+    // SAFETY: request pointers are the address of a live HttpSlot (see HttpSlot::run).
+    let slot = unsafe { &*(r as *const HttpSlot) };
+    let st = slot.state.lock();
+    if st.request.is_null() {
+        return Err(not_in_callback());
+    }
+    // SAFETY: non-NULL only while the callback runs, during which the request lives.
+    Ok(f(unsafe { &*st.request }, &st.info))
+}
+
+/// Runs `f` on the response behind `r`.
+///
+/// # Safety
+/// `r` is NULL or a response pointer xtnet passed to `page_request` (in a context not freed).
+pub(crate) unsafe fn with_response(
+    r: *mut XtHttpResponse,
+    f: impl FnOnce(&mut HttpResponse) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if r.is_null() {
+        return Err(Error::invalid_argument("the response is NULL"));
+    }
+    // SAFETY: response pointers are the address of a live HttpSlot (see HttpSlot::run).
+    let slot = unsafe { &*(r as *const HttpSlot) };
+    let st = slot.state.lock();
+    let response = st.response;
+    if response.is_null() {
+        return Err(not_in_callback());
+    }
+    // SAFETY: non-NULL only while the callback runs, during which the response lives and only
+    // this (locked) path writes it.
+    f(unsafe { &mut *response })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Creating, running and freeing a context.
 
-use super::callbacks::{CHost, XtCallbacks};
+use super::callbacks::{CHost, HttpSlot, XtCallbacks};
 use super::{ffi_body, record, value_or};
 use crate::context::{Context, Dispatch};
 use crate::error::{self, Error};
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn xt_context_new(
             let table = unsafe { copy_table(callbacks) }?;
             let host = Arc::new(CHost {
                 table,
-                http: super::http::HttpSlot::new(),
+                http: HttpSlot::new(),
             });
             let inner = Context::new(host, dispatch)?;
             Ok(Box::into_raw(Box::new(XtContext { inner, table })))

@@ -7,127 +7,15 @@
 //! touching freed memory. Strings and bytes an accessor returns are borrowed from the request:
 //! copy them to keep them past the callback.
 
-use super::callbacks::{c_info, XtConnectionInfo, XtHttpRequest, XtHttpResponse};
+use super::callbacks::{
+    with_request, with_response, XtConnectionInfo, XtHttpRequest, XtHttpResponse,
+};
 use super::context::{context, XtContext};
 use super::{bytes_arg, code_of, ffi_body, record, str_arg, value_or};
 use crate::error::{self, Error};
-use crate::http::{HttpRequest, HttpResponse};
-use parking_lot::Mutex;
+use crate::http::HttpRequest;
 use std::ffi::{c_char, CString};
-use std::ptr::{null, null_mut};
-
-/// Where a callback's request and response are reachable from C while it runs.
-pub(crate) struct HttpSlot {
-    state: Mutex<SlotState>,
-}
-
-struct SlotState {
-    request: *const HttpRequest,
-    response: *mut HttpResponse,
-    info: XtConnectionInfo,
-    id_text: [u8; 21],
-}
-
-// SAFETY: the raw pointers are set only for the duration of a callback (by the thread running
-// it) and read under the mutex; the objects they point to outlive that window.
-unsafe impl Send for SlotState {}
-
-impl HttpSlot {
-    pub(crate) fn new() -> Self {
-        HttpSlot {
-            state: Mutex::new(SlotState {
-                request: null(),
-                response: null_mut(),
-                info: c_info_empty(),
-                id_text: [0; 21],
-            }),
-        }
-    }
-
-    /// Makes `request` and `response` reachable through the slot while `call` runs.
-    pub(crate) fn run(
-        &self,
-        request: &HttpRequest,
-        response: &mut HttpResponse,
-        call: impl FnOnce(*const XtHttpRequest, *mut XtHttpResponse),
-    ) {
-        {
-            let mut st = self.state.lock();
-            let st = &mut *st;
-            st.request = request;
-            st.response = response;
-            st.info = c_info(&request.info, &mut st.id_text, 0, c"");
-        }
-        let handle = self as *const HttpSlot;
-        call(handle.cast(), handle as *mut XtHttpResponse);
-        let mut st = self.state.lock();
-        st.request = null();
-        st.response = null_mut();
-        st.info = c_info_empty();
-    }
-}
-
-fn c_info_empty() -> XtConnectionInfo {
-    XtConnectionInfo {
-        remote_address: c"".as_ptr(),
-        remote_port: 0,
-        peer_port: 0,
-        name: c"".as_ptr(),
-        mac_address: c"".as_ptr(),
-        unique_id: c"".as_ptr(),
-        server_id: 0,
-        error_number: 0,
-        error_message: c"".as_ptr(),
-    }
-}
-
-fn not_in_callback() -> Error {
-    Error::invalid_state("HTTP requests and responses are valid only during page_request")
-}
-
-/// Runs `f` on the request behind `r`.
-///
-/// # Safety
-/// `r` is NULL or a request pointer xtnet passed to `page_request` (in a context not freed).
-unsafe fn with_request<T>(
-    r: *const XtHttpRequest,
-    f: impl FnOnce(&HttpRequest, &XtConnectionInfo) -> T,
-) -> Result<T, Error> {
-    if r.is_null() {
-        return Err(Error::invalid_argument("the request is NULL"));
-    }
-    // SAFETY: request pointers are the address of a live HttpSlot (see HttpSlot::run).
-    let slot = unsafe { &*(r as *const HttpSlot) };
-    let st = slot.state.lock();
-    if st.request.is_null() {
-        return Err(not_in_callback());
-    }
-    // SAFETY: non-NULL only while the callback runs, during which the request lives.
-    Ok(f(unsafe { &*st.request }, &st.info))
-}
-
-/// Runs `f` on the response behind `r`.
-///
-/// # Safety
-/// `r` is NULL or a response pointer xtnet passed to `page_request` (in a context not freed).
-unsafe fn with_response(
-    r: *mut XtHttpResponse,
-    f: impl FnOnce(&mut HttpResponse) -> Result<(), Error>,
-) -> Result<(), Error> {
-    if r.is_null() {
-        return Err(Error::invalid_argument("the response is NULL"));
-    }
-    // SAFETY: response pointers are the address of a live HttpSlot (see HttpSlot::run).
-    let slot = unsafe { &*(r as *const HttpSlot) };
-    let st = slot.state.lock();
-    let response = st.response;
-    if response.is_null() {
-        return Err(not_in_callback());
-    }
-    // SAFETY: non-NULL only while the callback runs, during which the response lives and only
-    // this (locked) path writes it.
-    f(unsafe { &mut *response })
-}
+use std::ptr::null;
 
 /// Starts an HTTP/1.1 server (XTension's "HTML listener") on `port` (0: any free port). Each
 /// request, read whole, goes to the `page_request` callback, which answers inline; without

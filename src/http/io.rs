@@ -27,18 +27,8 @@ impl AsyncRead for HttpIo {
         let s = &self.0;
         loop {
             ready!(s.stream.poll_read_ready(cx))?;
-            // SAFETY: the read system call only writes into the buffer (as tokio's own
-            // AsyncRead for TcpStream relies on), so hyper's uninitialised spare room need not
-            // be zeroed first (that cost a memset of the whole room per read); `assume_init`
-            // covers exactly the bytes the kernel wrote.
-            let unfilled = unsafe {
-                &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>] as *mut [u8])
-            };
-            match s.stream.try_read(unfilled) {
+            match crate::sys::read_buf::try_read_into(&s.stream, buf) {
                 Ok(n) => {
-                    // SAFETY: the kernel wrote these `n` bytes.
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
                     s.read.fetch_add(n as u64, Ordering::Relaxed);
                     return Poll::Ready(Ok(()));
                 }

@@ -6,30 +6,27 @@
 //! the write waits for the end of the batch so many replies leave in one system call. Whatever
 //! cannot be written now is written by the task when the socket is writable, in call order.
 //!
-//! Flow: bytes read but not yet delivered to the host are counted per connection (and per
-//! context, in `Backlog`); the task stops reading above a high-water mark.
+//! Flow: bytes read but not yet delivered to the host are counted in its [`Flow`] (see
+//! `flow.rs` for when the task stops reading).
 
-use crate::context::{Backlog, Shared};
+use super::flow::{Flow, Reader};
+use crate::dispatch::{self, Writer};
 use crate::error::{self, Error};
-use crate::events;
 use crate::framing::Boundary;
 use crate::info::ConnectionInfo;
+use crate::options::Options;
 use atomic_waker::AtomicWaker;
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
+use std::any::Any;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Undelivered bytes of one connection above which reading pauses, and below which it resumes.
-pub(super) const FLOW_HIGH: usize = 256 << 10;
-pub(super) const FLOW_LOW: usize = 64 << 10;
 /// First allocation of a write queue (it is freed again once written out).
 const OUTBOX_START: usize = 4096;
-/// What a queued event costs on top of its bytes (so floods of empty messages count too).
-pub(super) const EVENT_COST: usize = 64;
 
 /// What a connection keeps of the options when it is started (shared by a listener's
 /// connections).
@@ -41,7 +38,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn new(shared: &Shared, boundary: &[u8]) -> Result<Arc<Settings>, Error> {
+    pub(crate) fn new(o: &Options, boundary: &[u8]) -> Result<Arc<Settings>, Error> {
         if boundary.len() > super::MAX_BOUNDARY_LEN {
             return Err(Error::invalid_argument(format!(
                 "boundary of {} bytes is longer than {}",
@@ -49,7 +46,6 @@ impl Settings {
                 super::MAX_BOUNDARY_LEN
             )));
         }
-        let o = shared.options.lock();
         Ok(Arc::new(Settings {
             boundary: Arc::new(Boundary::new(boundary)),
             max_message_len: o.max_message_len,
@@ -87,14 +83,32 @@ impl CloseReason {
     }
 }
 
-/// Lifecycle: outgoing ones start CONNECTING; accepted ones PENDING until the host decides
-/// (ACCEPTED or REFUSED), then OPEN, and CLOSED at the end.
-pub(crate) const CONNECTING: u8 = 0;
-pub(crate) const PENDING: u8 = 1;
-pub(super) const OPEN: u8 = 2;
-pub(super) const CLOSED: u8 = 3;
-pub(super) const ACCEPTED: u8 = 4;
-const REFUSED: u8 = 5;
+/// Where a connection is in its life, in order: outgoing ones start `Connecting`; accepted ones
+/// are `Deciding` until the host answers `new_connection` (`Accepted` or `Refused`; without that
+/// callback they open at once); then `Open`, and `Closed` after the final event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum State {
+    Connecting = 0,
+    Deciding = 1,
+    Accepted = 2,
+    Refused = 3,
+    Open = 4,
+    Closed = 5,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Connecting,
+            1 => State::Deciding,
+            2 => State::Accepted,
+            3 => State::Refused,
+            4 => State::Open,
+            _ => State::Closed,
+        }
+    }
+}
 
 pub(super) struct Outbox {
     pub(super) buf: BytesMut,
@@ -115,8 +129,8 @@ pub(crate) struct Connection {
     pub(crate) server_id: u32,
     pub(super) ctx_id: u64,
     pub(super) settings: Arc<Settings>,
-    pub(super) state: AtomicU8,
-    pub(super) close: AtomicU8,
+    state: AtomicU8,
+    close: AtomicU8,
     /// Set once before the first event: what the host is told about this connection.
     pub(super) info: OnceLock<ConnectionInfo>,
     /// Set when the connection is open (accepted: at once; outgoing: once connected).
@@ -125,14 +139,10 @@ pub(crate) struct Connection {
     /// Wakes the task: output queued, close requested, flow resumed. The task re-checks
     /// every condition when woken, so a wake needs no reason attached.
     pub(super) waker: AtomicWaker,
-    /// Waiting in the context's backlog list (so it is put there once).
-    pub(super) backlog_parked: AtomicBool,
-    /// Bytes (plus a cost per event) queued for the host and not yet delivered.
-    pub(super) pending: AtomicUsize,
-    /// The task waits for `pending` to fall; the dispatcher must wake it.
-    pub(super) flow_waiting: AtomicBool,
-    /// Already in this batch's flush list.
-    pub(super) dirty: AtomicBool,
+    /// Undelivered bytes and whether the task paused on them (`flow.rs`).
+    pub(super) flow: Flow,
+    /// Already on this batch's flush list.
+    pub(super) written_in_batch: AtomicBool,
     /// For the idle timeout: milliseconds since the context's clock start of the last write.
     pub(super) last_write_ms: AtomicU64,
 }
@@ -141,16 +151,16 @@ impl Connection {
     pub(crate) fn new(
         id: u64,
         server_id: u32,
-        shared: &Shared,
-        state: u8,
+        ctx_id: u64,
+        state: State,
         settings: Arc<Settings>,
     ) -> Self {
         Connection {
             id,
             server_id,
-            ctx_id: shared.id,
+            ctx_id,
             settings,
-            state: AtomicU8::new(state),
+            state: AtomicU8::new(state as u8),
             close: AtomicU8::new(0),
             info: OnceLock::new(),
             stream: OnceLock::new(),
@@ -160,10 +170,8 @@ impl Connection {
                 error: None,
             }),
             waker: AtomicWaker::new(),
-            backlog_parked: AtomicBool::new(false),
-            pending: AtomicUsize::new(0),
-            flow_waiting: AtomicBool::new(false),
-            dirty: AtomicBool::new(false),
+            flow: Flow::default(),
+            written_in_batch: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
         }
     }
@@ -179,6 +187,14 @@ impl Connection {
         let _ = self.info.set(info);
     }
 
+    pub(crate) fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
     pub(crate) fn close_requested(&self) -> bool {
         self.close.load(Ordering::Acquire) != 0
     }
@@ -189,10 +205,17 @@ impl Connection {
 
     /// The host's answer to `new_connection` (given once, by the dispatcher).
     pub(crate) fn decide(&self, accept: bool) {
-        let to = if accept { ACCEPTED } else { REFUSED };
-        let _ = self
-            .state
-            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire);
+        let to = if accept {
+            State::Accepted
+        } else {
+            State::Refused
+        };
+        let _ = self.state.compare_exchange(
+            State::Deciding as u8,
+            to as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.wake();
     }
 
@@ -209,26 +232,31 @@ impl Connection {
 
     /// The stream, once the connection is open (writes before that are only queued).
     fn open_stream(&self) -> Option<&TcpStream> {
-        match self.state.load(Ordering::Acquire) {
-            OPEN => self.stream.get(),
+        match self.state() {
+            State::Open => self.stream.get(),
             _ => None,
         }
     }
 
-    /// Queues `data` (copied). Never blocks.
-    pub(crate) fn send(self: &Arc<Self>, mut data: &[u8]) -> Result<(), Error> {
-        match self.state.load(Ordering::Acquire) {
-            CONNECTING => {
+    /// Queues `data` (copied). Never blocks. `this` gives the connection as a shared writer,
+    /// needed only when it is first written to in a batch of callbacks.
+    pub(crate) fn send(
+        &self,
+        mut data: &[u8],
+        this: impl FnOnce() -> Arc<dyn Writer>,
+    ) -> Result<(), Error> {
+        match self.state() {
+            State::Connecting => {
                 return Err(Error::invalid_state(format!(
                     "connection {} is not connected yet",
                     self.id
                 )))
             }
-            CLOSED | REFUSED => return Err(self.closed_error()),
+            State::Closed | State::Refused => return Err(self.closed_error()),
             _ if self.close_requested() => return Err(self.closed_error()),
             _ => {}
         }
-        let deferred = events::dispatching_context() == self.ctx_id;
+        let deferred = dispatch::dispatching_context() == self.ctx_id;
         let mut out = self.out.lock();
         if out.buf.len() + data.len() > self.settings.write_queue_limit {
             return Err(Error::new(
@@ -273,8 +301,8 @@ impl Connection {
         out.buf.extend_from_slice(data);
         drop(out);
         if deferred {
-            if !self.dirty.swap(true, Ordering::AcqRel) {
-                events::flush_after_batch(events::Dirty::Tcp(self.clone()));
+            if !self.written_in_batch.swap(true, Ordering::AcqRel) {
+                dispatch::flush_after_batch(this());
             }
         } else if was_empty {
             self.wake();
@@ -321,16 +349,6 @@ impl Connection {
         Flush::Done
     }
 
-    /// End of a dispatch batch: write what its callbacks queued (`here`, on this thread), or
-    /// have the connection's task write it; the task also takes over when the socket is full.
-    pub(crate) fn flush_from_dispatcher(&self, here: bool) {
-        self.dirty.store(false, Ordering::Release);
-        if here && !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
-            return;
-        }
-        self.wake();
-    }
-
     pub(super) fn has_output(&self) -> bool {
         !self.out.lock().buf.is_empty()
     }
@@ -338,33 +356,33 @@ impl Connection {
     pub(super) fn take_write_error(&self) -> Option<Error> {
         self.out.lock().error.take().map(|e| *e)
     }
+}
 
-    /// The dispatcher delivered `events` data events carrying `bytes` bytes in all.
-    pub(crate) fn flow_consumed(&self, bytes: usize, events: usize, backlog: &Backlog) {
-        let cost = bytes + events * EVENT_COST;
-        backlog.remove(cost);
-        let after = self.pending.fetch_sub(cost, Ordering::SeqCst) - cost;
-        if after <= FLOW_LOW && self.flow_waiting.load(Ordering::SeqCst) {
-            self.wake();
-        }
+impl Reader for Connection {
+    fn flow(&self) -> &Flow {
+        &self.flow
     }
 
-    /// Puts this connection on the context's list of readers waiting for the backlog to drain
-    /// (once); the backlog wakes them all when it does.
-    pub(super) fn park_on_backlog(self: &Arc<Self>, backlog: &Backlog) {
-        if !self.backlog_parked.swap(true, Ordering::SeqCst) {
-            backlog.park(self.clone());
-        }
-    }
-
-    /// The backlog drained: the connection may read again.
-    pub(crate) fn unpark_from_backlog(&self) {
-        self.backlog_parked.store(false, Ordering::SeqCst);
+    fn wake_reader(&self) {
         self.wake();
     }
+}
 
-    pub(super) fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+impl Writer for Connection {
+    /// End of a dispatch batch: write what its callbacks queued (`here`, on this thread), or
+    /// have the connection's task write it; the task also takes over when the socket is full.
+    /// A failed write ends the connection (its task reports it), so there is nothing to log.
+    fn flush_batch(&self, here: bool) -> Option<String> {
+        self.written_in_batch.store(false, Ordering::Release);
+        if here && !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
+            return None;
+        }
+        self.wake();
+        None
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -1,13 +1,16 @@
-//! TCP: listeners, outgoing connections, and the connection both share.
+//! TCP: listeners, outgoing connections, the connection both share, its task, and flow control.
 
 mod connection;
 mod driver;
+mod flow;
 mod listener;
 mod outgoing;
 mod task;
 
 pub(crate) use connection::{CloseReason, Connection};
 pub(crate) use driver::Drivers;
+pub use flow::BACKLOG_LIMIT;
+pub(crate) use flow::{Backlog, Credits};
 pub(crate) use listener::start_listener;
 pub(crate) use outgoing::open_connection;
 

@@ -1,9 +1,10 @@
 //! Outgoing TCP connections: resolve, connect (bounded in time), then the shared connection.
 
-use super::connection::{Connection, Settings, CONNECTING};
+use super::connection::{Connection, Settings, State};
+use super::driver::Drivers;
 use super::task::{ConnTask, Connected};
-use crate::context::Shared;
 use crate::error::{self, Error};
+use crate::shared::Shared;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::net::TcpStream;
 /// Opens a connection to `host` (name or address) and `port`; returns its id at once.
 pub(crate) fn open_connection(
     shared: &Arc<Shared>,
+    drivers: &Drivers,
     host: &str,
     port: u16,
     boundary: &[u8],
@@ -23,14 +25,22 @@ pub(crate) fn open_connection(
     if port == 0 {
         return Err(Error::new(error::INVALID_PORT, "cannot connect to port 0"));
     }
-    let settings = Settings::new(shared, boundary)?;
-    let connect_timeout = shared.options.lock().connect_timeout;
-    let id = shared.registry.next_connection_id();
-    let conn = Arc::new(Connection::new(id, 0, shared, CONNECTING, settings));
+    let (settings, connect_timeout) = {
+        let o = shared.options.lock();
+        (Settings::new(&o, boundary)?, o.connect_timeout)
+    };
+    let id = shared.registry.new_connection_id();
+    let conn = Arc::new(Connection::new(
+        id,
+        0,
+        shared.id,
+        State::Connecting,
+        settings,
+    ));
     shared.registry.add_connection(conn.clone());
     let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout));
     let task = ConnTask::outgoing(shared.task_guard(), conn, attempt, host.to_owned(), port);
-    shared.drivers.spawn(task);
+    drivers.spawn(task);
     Ok(id)
 }
 

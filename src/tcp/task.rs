@@ -9,16 +9,14 @@
 //! Memory: an idle connection holds no buffer, and its task is a small hand-written state
 //! machine (rare phases boxed) polled by a shard (`driver.rs`), not a tokio task of its own.
 
-use super::connection::{
-    attach, clock_ms, CloseReason, Connection, Flush, ACCEPTED, CLOSED, EVENT_COST, FLOW_HIGH,
-    FLOW_LOW, OPEN, PENDING,
-};
-use crate::context::{Shared, TaskGuard};
+use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State};
+use super::flow::{pace, Pace};
 use crate::error::{self, Error};
 use crate::events::Event;
 use crate::framing::Framer;
 use crate::info::{ConnectionInfo, PeerIdentity};
 use crate::peer::Identify;
+use crate::shared::{Shared, TaskGuard};
 use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -46,16 +44,8 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// How a connection ended: the code and text of its final event.
-type End = (i32, String);
-
-fn lost(message: &str) -> End {
-    (error::LOST_CONNECTION, message.to_owned())
-}
-
-fn io_end(context: &str, e: &io::Error) -> End {
-    let e = Error::io(context, e);
-    (e.code, e.message)
+fn lost(message: &str) -> Error {
+    Error::new(error::LOST_CONNECTION, message)
 }
 
 /// What a successful connect gives: the stream, the peer's address and the local port.
@@ -83,8 +73,8 @@ enum Phase {
     /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
     Asking,
     Open(Pump),
-    /// Writing out and closing after a close request.
-    Closing(Pin<Box<dyn Future<Output = End> + Send>>),
+    /// Writing out and closing after a close request; the final event's error.
+    Closing(Pin<Box<dyn Future<Output = Error> + Send>>),
     Done,
 }
 
@@ -154,7 +144,7 @@ impl Future for ConnTask {
                         }
                         Err(e) => {
                             conn.set_info(ConnectionInfo::dialing(conn.id, &dial.0, dial.1));
-                            finish(shared, conn, (e.code, e.message));
+                            finish(shared, conn, e);
                             Phase::Done
                         }
                     }
@@ -194,9 +184,9 @@ impl Future for ConnTask {
                 }
                 Phase::Asking => {
                     conn.waker.register(cx.waker());
-                    match conn.state.load(Ordering::Acquire) {
-                        PENDING => return Poll::Pending,
-                        ACCEPTED => Phase::Open(Pump::open(shared, conn, false)),
+                    match conn.state() {
+                        State::Deciding => return Poll::Pending,
+                        State::Accepted => Phase::Open(Pump::open(shared, conn, false)),
                         // Refused: closed at once with the last reference, no further event.
                         _ => {
                             shared.registry.remove_connection(conn.id);
@@ -266,9 +256,9 @@ fn proceed(
     }
 }
 
-/// The final event: the connection is closed and its id dead.
-pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: End) {
-    conn.state.store(CLOSED, Ordering::Release);
+/// The final event: the connection is closed and its id dead; `end` says why.
+pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: Error) {
+    conn.set_state(State::Closed);
     conn.out.lock().buf = BytesMut::new();
     if let Some(stream) = conn.stream.get() {
         // The descriptor itself closes when the last event holding the connection is gone.
@@ -277,14 +267,14 @@ pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: End) {
     shared.registry.remove_connection(conn.id);
     shared.queue.push(Event::SocketError {
         conn: conn.clone(),
-        code: end.0,
-        message: crate::info::c_text(&end.1),
+        code: end.code,
+        message: crate::info::c_text(&end.message),
     });
 }
 
 /// Why the pump stopped.
 enum Stop {
-    End(End),
+    End(Error),
     Close(CloseReason),
 }
 
@@ -302,7 +292,7 @@ struct Pump {
 impl Pump {
     /// The connection is open from now on (its stream is set).
     fn open(shared: &Shared, conn: &Arc<Connection>, announce_connected: bool) -> Pump {
-        conn.state.store(OPEN, Ordering::Release);
+        conn.set_state(State::Open);
         if announce_connected {
             shared.queue.push(Event::Connected { conn: conn.clone() });
         }
@@ -337,7 +327,7 @@ impl Pump {
                 return Poll::Ready(Stop::Close(reason));
             }
             if let Some(err) = conn.take_write_error() {
-                return Poll::Ready(Stop::End((err.code, err.message)));
+                return Poll::Ready(Stop::End(err));
             }
             let want_write = conn.has_output();
             if want_write {
@@ -349,54 +339,41 @@ impl Pump {
                         continue;
                     }
                     Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Stop::End(io_end("write failed", &e)))
+                        return Poll::Ready(Stop::End(Error::io("write failed", &e)))
                     }
                     Poll::Pending => {}
                 }
             }
-            let pending = conn.pending();
-            if self.eof && !want_write && pending == 0 {
+            if self.eof && !want_write && conn.flow.undelivered() == 0 {
                 return Poll::Ready(Stop::End(lost("the peer closed the connection")));
             }
-            // Back-pressure: wait for the host when this connection has too much undelivered,
-            // and after end of stream until everything read has been delivered.
-            let flow_wait = pending > FLOW_HIGH || (self.eof && pending > 0);
-            if flow_wait {
-                conn.flow_waiting.store(true, Ordering::SeqCst);
-                let pending = conn.pending();
-                if pending <= FLOW_LOW && !(self.eof && pending > 0) {
-                    conn.flow_waiting.store(false, Ordering::SeqCst);
-                    continue;
-                }
-            } else {
-                conn.flow_waiting.store(false, Ordering::Relaxed);
-            }
-            let backlog_wait = !self.eof && !flow_wait && shared.backlog.over() && {
-                conn.park_on_backlog(&shared.backlog);
-                shared.backlog.over()
-            };
-            if !self.eof && !flow_wait && !backlog_wait {
-                if read_this_poll >= READ_BUDGET {
-                    // Let other connections run; come back at once.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                match stream.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        match read(shared, conn, stream, &mut self.framer) {
-                            Ok((eof, n)) => {
-                                self.eof = eof;
-                                read_this_poll += n.max(1);
+            // Back-pressure (flow.rs): no reading while the host is behind.
+            match pace(conn, self.eof, &shared.backlog) {
+                Pace::Again => continue,
+                Pace::Paused => {}
+                Pace::Read => {
+                    if read_this_poll >= READ_BUDGET {
+                        // Let other connections run; come back at once.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    match stream.poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => {
+                            match read(shared, conn, stream, &mut self.framer) {
+                                Ok((eof, n)) => {
+                                    self.eof = eof;
+                                    read_this_poll += n.max(1);
+                                }
+                                Err(end) => return Poll::Ready(Stop::End(end)),
                             }
-                            Err(end) => return Poll::Ready(Stop::End(end)),
+                            self.last_read = clock_ms();
+                            continue;
                         }
-                        self.last_read = clock_ms();
-                        continue;
+                        Poll::Ready(Err(e)) => {
+                            return Poll::Ready(Stop::End(Error::io("read failed", &e)))
+                        }
+                        Poll::Pending => {}
                     }
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Stop::End(io_end("read failed", &e)))
-                    }
-                    Poll::Pending => {}
                 }
             }
             if let Some(timer) = self.idle_timer.as_mut() {
@@ -409,7 +386,7 @@ impl Pump {
                     if quiet >= idle {
                         let message =
                             format!("idle timeout: no traffic for {} ms", idle.as_millis());
-                        return Poll::Ready(Stop::End((libc::ETIMEDOUT, message)));
+                        return Poll::Ready(Stop::End(Error::new(libc::ETIMEDOUT, message)));
                     }
                     timer.as_mut().reset(Instant::now() + (idle - quiet));
                     continue;
@@ -427,10 +404,10 @@ fn read(
     conn: &Arc<Connection>,
     stream: &TcpStream,
     framer: &mut Framer,
-) -> Result<(bool, usize), End> {
+) -> Result<(bool, usize), Error> {
     let mut messages = Vec::new();
     let mut eof = false;
-    let mut failure: Option<End> = None;
+    let mut failure: Option<Error> = None;
     let mut total = 0;
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
@@ -452,7 +429,7 @@ fn read(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    failure = Some(io_end("read failed", &e));
+                    failure = Some(Error::io("read failed", &e));
                     break;
                 }
             }
@@ -465,27 +442,27 @@ fn read(
             Err(too_long) => failure = Some(too_long_end(too_long.limit)),
         }
     }
-    deliver(shared, conn, messages);
+    queue_messages(shared, conn, messages);
     match failure {
         Some(end) => Err(end),
         None => Ok((eof, total)),
     }
 }
 
-fn deliver(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
+/// Queues the messages of one read for the host, as one event.
+fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
     if messages.is_empty() {
         return;
     }
-    let cost: usize = messages.iter().map(|m| m.len() + EVENT_COST).sum();
-    conn.pending.fetch_add(cost, Ordering::SeqCst);
-    shared.backlog.add(cost);
+    let bytes: usize = messages.iter().map(Bytes::len).sum();
+    conn.flow.queued(bytes, messages.len(), &shared.backlog);
     shared.queue.push(Event::Data {
         conn: conn.clone(),
         messages,
     });
 }
 
-async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
+async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> Error {
     let stream = conn
         .stream
         .get()
@@ -497,10 +474,9 @@ async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
             match conn.flush() {
                 Flush::Done => break,
                 Flush::Failed => {
-                    let e = conn
+                    return conn
                         .take_write_error()
                         .unwrap_or_else(|| Error::new(error::LOST_CONNECTION, "write failed"));
-                    return (e.code, e.message);
                 }
                 Flush::Blocked => {
                     if conn.close_reason() > Some(CloseReason::Disconnect) {
@@ -531,8 +507,8 @@ async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> End {
     lost(reason.message())
 }
 
-fn too_long_end(limit: usize) -> End {
-    (
+fn too_long_end(limit: usize) -> Error {
+    Error::new(
         error::OUT_OF_MEMORY,
         format!("a message was longer than the maximum of {limit} bytes"),
     )

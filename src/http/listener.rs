@@ -1,0 +1,87 @@
+//! An HTTP listener as every thread sees it: its limits, the gate its callbacks pass, and the
+//! count of its live connections, so a stop can close them and wait until they are gone.
+
+use crate::dispatch;
+use crate::gate::CallbackGate;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a stop waits for its connections to finish the responses they are writing.
+pub(super) const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The limits of one listener, taken from the options when it starts.
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) max_header_bytes: usize,
+    pub(super) max_body_bytes: u64,
+    pub(super) header_timeout: Duration,
+}
+
+pub(crate) struct HttpListener {
+    pub(crate) id: u32,
+    pub(crate) port: u16,
+    pub(super) limits: Limits,
+    /// Closed by a stop: no `page_request` of this listener after it returns.
+    pub(crate) gate: CallbackGate,
+    closing: AtomicBool,
+    closed: Notify,
+    /// Live connections, so a stop can wait for them to close.
+    live: Mutex<usize>,
+    drained: Condvar,
+}
+
+impl HttpListener {
+    pub(super) fn new(id: u32, port: u16, ctx_id: u64, limits: Limits) -> HttpListener {
+        HttpListener {
+            id,
+            port,
+            limits,
+            gate: CallbackGate::new(ctx_id),
+            closing: AtomicBool::new(false),
+            closed: Notify::new(),
+            live: Mutex::new(0),
+            drained: Condvar::new(),
+        }
+    }
+
+    /// Stops its callbacks, then closes its connections: each finishes the response it is
+    /// writing, idle ones close at once. Waits (bounded) until they are closed — except when
+    /// called from a callback, whose own connection waits for that callback to return.
+    pub(crate) fn close(&self) {
+        self.gate.close_and_wait();
+        self.closing.store(true, Ordering::SeqCst);
+        self.closed.notify_waiters();
+        if dispatch::dispatching_context() == self.gate.ctx_id() {
+            return;
+        }
+        let mut live = self.live.lock();
+        if *live > 0 {
+            self.drained.wait_for(&mut live, DRAIN_LIMIT);
+        }
+    }
+
+    /// Resolves once the listener is stopping.
+    pub(super) async fn closed(&self) {
+        let notified = self.closed.notified();
+        if self.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await
+    }
+
+    /// A connection was accepted.
+    pub(super) fn connection_opened(&self) {
+        *self.live.lock() += 1;
+    }
+
+    /// A connection is closed.
+    pub(super) fn connection_closed(&self) {
+        let mut live = self.live.lock();
+        *live -= 1;
+        if *live == 0 {
+            self.drained.notify_all();
+        }
+    }
+}

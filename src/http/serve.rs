@@ -1,0 +1,306 @@
+//! Serving one HTTP listener: starting and stopping it, its accept loop, and each connection through hyper — each
+//! request read whole (within the limits), queued for the host's `page_request`, and answered
+//! with what the callback filled in; plus the answers hyper leaves to us (408, 431, 400) and a
+//! close that does not reset the last response.
+
+use super::io::{HttpIo, SharedStream};
+use super::listener::{HttpListener, Limits, DRAIN_LIMIT};
+use super::message::RequestParts;
+use crate::error::Error;
+use crate::events::{Event, LogLevel};
+use crate::info::ConnectionInfo;
+use crate::lifecycle;
+use crate::ports::open_stream_listener;
+use crate::registry::ListenerStopped;
+use crate::registry::{ListenerKind, ListenerState};
+use crate::shared::Shared;
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// After a connection's last response, how long (and how much) input is read and dropped so
+/// the close does not reset the connection under the response.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Starts an HTTP listener and returns its id.
+pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Error> {
+    let (limits, opened) = {
+        let o = shared.options.lock();
+        let limits = Limits {
+            max_header_bytes: o.http_max_header_bytes,
+            max_body_bytes: o.http_max_body_bytes,
+            header_timeout: o.http_request_timeout,
+        };
+        (limits, open_stream_listener(&o, &shared.runtime, port)?)
+    };
+    let (socket, local_port) = opened;
+    let id = shared.registry.new_listener_id()?;
+    let listener = Arc::new(HttpListener::new(id, local_port, shared.id, limits));
+    let task_listener = listener.clone();
+    lifecycle::start(
+        shared,
+        id,
+        local_port,
+        ListenerState::Http(listener),
+        "",
+        |shared, stopped| accept_loop(shared, task_listener, socket, stopped),
+    )
+}
+
+/// Stops an HTTP listener: its socket and connections are closed and none of its callbacks
+/// runs once this returns (called from its own callback, that one finishes).
+pub(crate) fn stop_listener(shared: &Shared, id: u32) -> Result<(), Error> {
+    lifecycle::stop(shared, id, ListenerKind::Http)
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: Arc<HttpListener>,
+    socket: TcpListener,
+    mut stopped: ListenerStopped,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stopped.stop => break,
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    listener.connection_opened();
+                    let guard = shared.task_guard();
+                    let (shared, listener) = (shared.clone(), listener.clone());
+                    tokio::spawn(async move {
+                        serve(&shared, &listener, stream, peer).await;
+                        listener.connection_closed();
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    let err = Error::io(&format!("accept on HTTP port {} failed", listener.port), &e);
+                    shared.log(LogLevel::Warning, &err.to_string());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    drop(socket);
+    drop(stopped);
+}
+
+/// What each request of a connection needs.
+struct Conn {
+    shared: Arc<Shared>,
+    listener: Arc<HttpListener>,
+    info: Arc<ConnectionInfo>,
+    stream: Arc<SharedStream>,
+    /// Bytes read when the last request was complete: more at a header timeout means a request
+    /// head was on its way (answer 408), none means an idle keep-alive connection (just close).
+    complete_at: AtomicU64,
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    listener: &Arc<HttpListener>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.registry.new_connection_id();
+    let conn = Arc::new(Conn {
+        shared: shared.clone(),
+        listener: listener.clone(),
+        info: Arc::new(ConnectionInfo {
+            // The requester's name and MAC from the cache: a request never waits for them.
+            identity: shared.peers.cached(peer),
+            ..ConnectionInfo::connected(id, listener.id, peer, listener.port)
+        }),
+        stream: Arc::new(SharedStream {
+            stream,
+            read: AtomicU64::new(0),
+        }),
+        complete_at: AtomicU64::new(0),
+    });
+    let limits = listener.limits;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Room for a head past the limit, so the limit is checked (exactly) on the whole head;
+        // a head past even this ends in a parse error, answered 431 below.
+        .max_buf_size((limits.max_header_bytes * 2).max(8192) + 8192);
+    let service_conn = conn.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let conn = service_conn.clone();
+        async move { Ok::<_, Infallible>(handle(&conn, request).await) }
+    });
+    let connection = http.serve_connection(TokioIo::new(HttpIo(conn.stream.clone())), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                let partial = conn.stream.read.load(Ordering::Relaxed) > conn.complete_at.load(Ordering::Relaxed);
+                // hyper closes without a word in these cases: answer them here.
+                let status = if e.is_timeout() && partial {
+                    // A request head that did not arrive in time (e.g. slowloris).
+                    Some(StatusCode::REQUEST_TIMEOUT)
+                } else if e.is_parse_too_large() {
+                    Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                } else if e.is_parse() {
+                    Some(StatusCode::BAD_REQUEST)
+                } else {
+                    None
+                };
+                if let Some(status) = status {
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
+                        httpdate::fmt_http_date(std::time::SystemTime::now())
+                    );
+                    write_all(&conn.stream.stream, answer.as_bytes()).await;
+                }
+            }
+        }
+        _ = listener.closed() => {
+            // The listener stops: finish the response being written, then close.
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_LIMIT, connection).await;
+            let _ = socket2::SockRef::from(&conn.stream.stream).shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    }
+    // The listener stopping (or the context being freed) cuts the lingering short.
+    tokio::select! {
+        _ = linger(&conn.stream.stream) => {}
+        _ = listener.closed() => {}
+    }
+}
+
+/// Writes a short last answer (bounded in time: the peer may not read).
+async fn write_all(stream: &TcpStream, mut data: &[u8]) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while !data.is_empty() {
+        if !matches!(
+            tokio::time::timeout_at(deadline, stream.writable()).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Closes after a last response without losing it: closing with unread input (a request still
+/// arriving after a 413 or 431) would send a reset, which can destroy the response in flight.
+/// So: FIN first, then read and drop what still comes, for a short while.
+async fn linger(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => match stream.try_read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => dropped += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+}
+
+fn error_response(status: StatusCode, close: bool) -> Response<Full<Bytes>> {
+    let text = format!("{status}\n");
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if close {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The size of a request head as it came on the wire (request line and headers).
+fn head_size<B>(request: &Request<B>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + line
+        + 2
+}
+
+async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let limits = conn.listener.limits;
+    if head_size(&request) > limits.max_header_bytes {
+        return error_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, true);
+    }
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        // Answered before reading any of it (no 100 Continue is sent either).
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
+    }
+    let (parts, body) = request.into_parts();
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new() // no body (a GET): nothing to collect
+    } else {
+        match Limited::new(body, limits.max_body_bytes as usize)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
+            }
+            Err(_) => return error_response(StatusCode::BAD_REQUEST, true),
+        }
+    };
+    conn.complete_at
+        .store(conn.stream.read.load(Ordering::Relaxed), Ordering::Relaxed);
+    if !conn.shared.host.wants_page_request() {
+        return error_response(StatusCode::NOT_FOUND, false);
+    }
+    let request = Box::new(RequestParts::new(parts, body, conn.info.clone()).await);
+    let (reply, answer) = oneshot::channel();
+    conn.shared.queue.push(Event::PageRequest {
+        listener: conn.listener.clone(),
+        request,
+        reply,
+    });
+    tokio::select! {
+        biased;
+        response = answer => match response {
+            Ok(response) => response.into_hyper(),
+            // The listener stopped before the host saw it.
+            Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+        },
+        _ = conn.listener.closed() => error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+    }
+}

@@ -1,0 +1,9 @@
+//! Every system-call wrapper that needs `unsafe` outside the C surface, each block with its
+//! SAFETY comment. The rest of the crate is safe Rust: `lib.rs` denies `unsafe_code` and
+//! allows it only here and in `ffi`.
+
+pub(crate) mod ifaddrs;
+pub(crate) mod nameinfo;
+pub(crate) mod read_buf;
+pub(crate) mod udp;
+pub(crate) mod wake_fd;
