@@ -551,3 +551,79 @@ fn freeing_the_context_does_not_wait_for_a_client_that_keeps_its_socket() {
     );
     drop(kept);
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_request_is_answered() {
+    let ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    ctx.on_page(|_, _, _, _, resp| set_body(resp, "hello"));
+    for req in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\na=b&c",
+    ] {
+        let mut s = connect(port);
+        s.write_all(req).unwrap();
+        // `printf ... | nc -N`: the request, then end of input.
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let r = read_response(&mut s, false)
+            .unwrap_or_else(|| panic!("no answer to {}", String::from_utf8_lossy(req)));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"hello");
+    }
+    let pages = ctx.pages();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert_eq!(pages[2].body, b"a=b&c");
+}
+
+#[test]
+fn a_missing_or_repeated_host_header_gets_400_without_asking_the_host() {
+    let ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    // RFC 9112 §3.2: HTTP/1.1 needs exactly one Host; no request may carry two.
+    for req in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let r = request(port, req);
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(req));
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    assert!(ctx.pages().is_empty(), "{:?}", ctx.pages());
+    // One Host, or none in HTTP/1.0: served.
+    assert_eq!(
+        request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        200
+    );
+    assert_eq!(request(port, b"GET / HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(ctx.pages().len(), 2);
+}
+
+#[test]
+fn a_status_without_a_standard_phrase_gets_its_class_name() {
+    let ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    ctx.on_page(|_, _, page, _, resp| unsafe {
+        let status: u16 = page.path.trim_start_matches('/').parse().unwrap();
+        assert_eq!(xt_http_response_set_status(resp, status), XT_OK);
+    });
+    for (status, line) in [
+        (299, "HTTP/1.1 299 Success\r\n"),
+        (450, "HTTP/1.1 450 Client Error\r\n"),
+        (599, "HTTP/1.1 599 Server Error\r\n"),
+        (399, "HTTP/1.1 399 Redirection\r\n"),
+        (404, "HTTP/1.1 404 Not Found\r\n"),
+    ] {
+        let mut s = connect(port);
+        write!(
+            s,
+            "GET /{status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut raw);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with(line), "{text:?}");
+    }
+}

@@ -11,6 +11,18 @@ use percent_encoding::percent_decode_str;
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
+/// The name of a status code's class (RFC 9110 §15), as its reason phrase.
+fn class_reason(status: StatusCode) -> hyper::ext::ReasonPhrase {
+    use hyper::ext::ReasonPhrase;
+    match status.as_u16() / 100 {
+        1 => ReasonPhrase::from_static(b"Informational"),
+        2 => ReasonPhrase::from_static(b"Success"),
+        3 => ReasonPhrase::from_static(b"Redirection"),
+        4 => ReasonPhrase::from_static(b"Client Error"),
+        _ => ReasonPhrase::from_static(b"Server Error"),
+    }
+}
+
 /// A file of a multipart form.
 #[derive(Debug)]
 pub struct FilePart {
@@ -251,6 +263,11 @@ impl HttpResponse {
             !self.body.is_empty() && !self.headers.iter().any(|(k, _)| k == CONTENT_TYPE);
         let mut response = http::Response::new(Full::new(self.body));
         *response.status_mut() = self.status;
+        if self.status.canonical_reason().is_none() {
+            // A status without a standard phrase gets its class's name (RFC 9110 §15), not
+            // hyper's "<none>".
+            response.extensions_mut().insert(class_reason(self.status));
+        }
         let headers = response.headers_mut();
         for (k, v) in self.headers {
             headers.append(k, v);

@@ -136,7 +136,10 @@ async fn serve(
         .header_read_timeout(limits.header_timeout)
         // Room for a head past the limit, so the limit is checked (exactly) on the whole head;
         // a head past even this ends in a parse error, answered 431 below.
-        .max_buf_size((limits.max_header_bytes * 2).max(8192) + 8192);
+        .max_buf_size((limits.max_header_bytes * 2).max(8192) + 8192)
+        // A client that sends its request and then shuts its side (`nc -N`, devices, scripts)
+        // still gets its answer.
+        .half_close(true);
     let service_conn = conn.clone();
     let service = hyper::service::service_fn(move |request| {
         let conn = service_conn.clone();
@@ -238,6 +241,12 @@ fn error_response(status: StatusCode, close: bool) -> Response<Full<Bytes>> {
     response
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host header, any request at most one.
+fn host_header_ok<B>(request: &Request<B>) -> bool {
+    let hosts = request.headers().get_all(http::header::HOST).iter().count();
+    hosts == 1 || (hosts == 0 && request.version() < http::Version::HTTP_11)
+}
+
 /// The size of a request head as it came on the wire (request line and headers).
 fn head_size<B>(request: &Request<B>) -> usize {
     let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
@@ -254,6 +263,9 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
     let limits = conn.listener.limits;
     if head_size(&request) > limits.max_header_bytes {
         return error_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, true);
+    }
+    if !host_header_ok(&request) {
+        return error_response(StatusCode::BAD_REQUEST, true);
     }
     let declared = request
         .headers()
