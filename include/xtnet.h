@@ -790,10 +790,12 @@ bool xt_stop_udp_listener(struct XtContext *ctx, uint32_t server_id);
 
 /**
  * Joins the multicast `group` ("239.255.255.250", "224.0.0.251", "ff02::fb"; copied) on every
- * up, multicast-capable interface. Joining a group already joined is fine.
+ * up, multicast-capable interface; on a machine whose only up interface is loopback, on
+ * loopback (so programs of one host still find each other). Joining a group already joined is
+ * fine.
  *
  * Returns false with `xt_last_error` set: 1001 for NULL, unparsable or non-multicast text;
- * 106 for an unknown, stopped or non-UDP id; ENODEV when no interface can carry multicast; the
+ * 106 for an unknown, stopped or non-UDP id; ENODEV when no interface is up at all; the
  * system's code when no join succeeded. Any thread, including from a callback.
  *
  * # Safety

@@ -452,3 +452,25 @@ fn two_contexts_share_the_ssdp_port_and_both_get_the_group() {
     assert_eq!(a.wait_datagrams(1)[0].1, b"NOTIFY");
     assert_eq!(b.wait_datagrams(1)[0].1, b"NOTIFY");
 }
+
+#[test]
+fn on_a_host_whose_only_interface_is_loopback_a_join_uses_loopback() {
+    if !available("on_a_host_whose_only_interface_is_loopback_a_join_uses_loopback") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let solo = lab.namespace("solo"); // loopback only, no LAN at all
+    lab.run(&solo, || {
+        let ctx = Ctx::thread();
+        let (id, port) = ctx.udp(0);
+        let group = c"239.255.255.250";
+        // Fails with ENODEV (19) without the loopback fallback.
+        let joined = unsafe { xt_join_multicast_group(ctx.ptr, id, group.as_ptr()) };
+        assert!(joined, "join: {}", last_error_text());
+        // Multicast to the group goes out of loopback too, and comes back to the member.
+        assert_eq!(ctx.send_to(id, "239.255.255.250", port, b"M-SEARCH"), XT_OK);
+        let got = ctx.wait_datagrams(1);
+        assert_eq!(got[0].1, b"M-SEARCH");
+        assert!(unsafe { xt_leave_multicast_group(ctx.ptr, id, group.as_ptr()) });
+    });
+}

@@ -163,17 +163,27 @@ impl UdpListener {
     }
 }
 
-/// The up, multicast-capable interfaces that can carry `group`'s family.
-fn multicast_interfaces(group: IpAddr) -> Result<Vec<Interface>, Error> {
-    let list: Vec<Interface> = interfaces::all()
-        .map_err(|e| Error::io("listing network interfaces", &e))?
-        .into_iter()
-        .filter(|i| i.carries_multicast() && (group.is_ipv6() || !i.ipv4.is_empty()))
+/// The interfaces a group of `group`'s family is joined on or sent out of when the host names
+/// none: every up, multicast-capable one (not loopback); on a machine that has none of those,
+/// the up loopback interfaces, so discovery between programs of one host still works there.
+pub(super) fn multicast_interfaces(group: IpAddr) -> Result<Vec<Interface>, Error> {
+    let all = interfaces::all().map_err(|e| Error::io("listing network interfaces", &e))?;
+    let family = |i: &Interface| group.is_ipv6() || !i.ipv4.is_empty();
+    let mut list: Vec<Interface> = all
+        .iter()
+        .filter(|i| i.carries_multicast() && family(i))
+        .cloned()
         .collect();
+    if list.is_empty() {
+        list = all
+            .into_iter()
+            .filter(|i| i.up && i.loopback && family(i))
+            .collect();
+    }
     if list.is_empty() {
         return Err(Error::new(
             libc::ENODEV,
-            "no up, multicast-capable network interface to join on",
+            "no up network interface to join on (not even loopback)",
         ));
     }
     Ok(list)

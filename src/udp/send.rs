@@ -5,6 +5,7 @@
 use super::address::Destination;
 use super::interfaces::{self, Interface};
 use super::listener::UdpListener;
+use super::membership::multicast_interfaces;
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use crate::dispatch;
 use crate::error::{self, Error};
@@ -82,17 +83,12 @@ impl UdpListener {
         let chosen = self.multicast.lock().out_interface.clone();
         let targets: Vec<Interface> = match chosen {
             Some(i) if !broadcast => vec![i],
-            _ => interfaces::all()
+            _ if broadcast => interfaces::all()
                 .map_err(|e| Error::io("listing network interfaces", &e))?
                 .into_iter()
-                .filter(|i| {
-                    if broadcast {
-                        i.carries_broadcast()
-                    } else {
-                        i.carries_multicast() && (to.is_ipv6() || !i.ipv4.is_empty())
-                    }
-                })
+                .filter(Interface::carries_broadcast)
                 .collect(),
+            _ => multicast_interfaces(to.ip()).unwrap_or_default(),
         };
         if targets.is_empty() {
             // No suitable interface: let the routing table decide.
