@@ -29,11 +29,25 @@ pub enum LogLevel {
     Debug = 4,
 }
 
+/// The host's callbacks, by name: which ones a host has (`Host::implements`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callback {
+    NewConnection,
+    Connected,
+    DataAvailable,
+    SocketError,
+    ReceivedDatagram,
+    PageRequest,
+    Log,
+}
+
 /// Where events go: the host application. The C surface implements this over `XtCallbacks`;
 /// Rust tests implement it directly. Every method runs on the dispatching thread, one at a time.
 pub trait Host: Send + Sync {
-    /// Whether `new_connection` should be asked at all (false: every connection is accepted).
-    fn wants_new_connection(&self) -> bool {
+    /// Whether the host has this callback. Without `new_connection` every connection is
+    /// accepted; without `page_request` every request gets 404; the others are not called.
+    /// Only callbacks the host has are counted as run (`xt_poll`'s result).
+    fn implements(&self, _callback: Callback) -> bool {
         true
     }
     /// A connection came in on a listener; true accepts it.
@@ -46,10 +60,6 @@ pub trait Host: Send + Sync {
     fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo) {}
     /// The final event of a connection: it is closed, with why.
     fn socket_error(&self, _id: u64, _info: &ConnectionInfo, _code: i32, _message: &CStr) {}
-    /// Whether `page_request` should be called at all (false: every request gets 404).
-    fn wants_page_request(&self) -> bool {
-        false
-    }
     /// An HTTP request arrived on listener `server_id`: fill `response` before returning.
     fn page_request(&self, _server_id: u32, _request: &HttpRequest, response: &mut HttpResponse) {
         *response = HttpResponse::with_status(404);
@@ -113,18 +123,27 @@ impl Event {
         }
     }
 
-    /// Runs the callbacks of this event; returns how many ran (or were answered for the host).
+    /// Runs the callbacks of this event; returns how many host callbacks ran.
     fn deliver(self, host: &dyn Host, closing: bool, credits: &mut Credits<Connection>) -> usize {
+        let ran = |callback| usize::from(host.implements(callback));
         match self {
             Event::NewConnection { conn } => {
                 // A connection whose listener was stopped (or whose context is going away)
                 // before the host was asked is refused without asking: it never existed for it.
                 let info = conn.info();
-                let accept =
-                    !closing && !conn.close_requested() && host.new_connection(info.id, info);
+                let ask = !closing && !conn.close_requested();
+                let accept = ask && host.new_connection(info.id, info);
                 conn.decide(accept);
+                if ask {
+                    ran(Callback::NewConnection)
+                } else {
+                    0
+                }
             }
-            Event::Connected { conn } => host.connected(conn.id, conn.info()),
+            Event::Connected { conn } => {
+                host.connected(conn.id, conn.info());
+                ran(Callback::Connected)
+            }
             Event::Data { conn, messages } => {
                 let mut bytes = 0;
                 for data in &messages {
@@ -132,30 +151,39 @@ impl Event {
                     bytes += data.len();
                 }
                 credits.add(&conn, bytes, messages.len());
-                return messages.len();
+                messages.len() * ran(Callback::DataAvailable)
             }
             Event::SocketError {
                 conn,
                 code,
                 message,
-            } => host.socket_error(conn.id, conn.info(), code, &message),
+            } => {
+                host.socket_error(conn.id, conn.info(), code, &message);
+                ran(Callback::SocketError)
+            }
             Event::Datagrams {
                 listener,
                 datagrams,
-            } => return deliver_datagrams(host, &listener, datagrams),
+            } => deliver_datagrams(host, &listener, datagrams) * ran(Callback::ReceivedDatagram),
             Event::PageRequest {
                 listener,
                 request,
                 reply,
             } => {
                 // Dropping `reply` (a stopped listener) answers 503.
-                if let Some(response) = deliver_page_request(host, &listener, *request) {
-                    let _ = reply.send(response);
+                match deliver_page_request(host, &listener, *request) {
+                    Some(response) => {
+                        let _ = reply.send(response);
+                        ran(Callback::PageRequest)
+                    }
+                    None => 0,
                 }
             }
-            Event::Log { level, message } => host.log(level, &message),
+            Event::Log { level, message } => {
+                host.log(level, &message);
+                ran(Callback::Log)
+            }
         }
-        1
     }
 }
 
@@ -199,7 +227,8 @@ fn deliver_page_request(
     Some(response)
 }
 
-/// Runs a batch of events on this thread for context `ctx_id`; returns how many were handled.
+/// Runs a batch of events on this thread for context `ctx_id`; returns how many host callbacks
+/// ran.
 pub(crate) fn run_batch(
     ctx_id: u64,
     host: &dyn Host,
@@ -219,7 +248,7 @@ pub(crate) fn run_batch(
         handled += catch_unwind(AssertUnwindSafe(|| {
             event.deliver(host, closing, &mut credits)
         }))
-        .unwrap_or(1);
+        .unwrap_or(0);
         scope.between(&mut log);
     }
     credits.apply();

@@ -51,7 +51,7 @@ pub mod udp;
 
 pub use context::{Context, Dispatch};
 pub use error::Error;
-pub use events::{Host, LogLevel};
+pub use events::{Callback, Host, LogLevel};
 pub use info::ConnectionInfo;
 /// cbindgen:ignore
 pub use tcp::MAX_BOUNDARY_LEN;

@@ -427,3 +427,41 @@ fn a_second_thread_polling_at_the_same_time_is_refused() {
     // Once the first poll returned, polling works again.
     assert!(unsafe { xt_poll(ctx.ptr, 0) } >= 0);
 }
+
+#[test]
+fn xt_poll_counts_the_host_callbacks_it_ran_not_internal_events() {
+    // Only data_available: the listener's log lines, the new connection (accepted without
+    // asking) and the final socket_error have no callback, so they are not counted.
+    let rec = Arc::new(Recorder::default());
+    let mut t = table(&rec);
+    t.new_connection = None;
+    t.socket_error = None;
+    t.log = None;
+    let ptr = unsafe { xt_context_new(&t, XtDispatch::XT_DISPATCH_POLL as u32) };
+    rec.ctx.store(ptr, Ordering::SeqCst);
+    let ctx = Ctx { ptr, rec };
+    let (_, port) = ctx.listen(b"\n");
+    let mut c = client(port);
+    c.write_all(b"a\nb\nc\n").unwrap();
+    drop(c); // the peer closes: a socket_error event with no callback
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ran = 0;
+    while Instant::now() < deadline {
+        let n = unsafe { xt_poll(ctx.ptr, 50) };
+        assert!(n >= 0);
+        ran += n as usize;
+        let open = unsafe { xt_get_stat(ctx.ptr, XT_STAT_CONNECTIONS) };
+        if open == 0 && ctx.events().len() == 3 {
+            break;
+        }
+    }
+    // Whatever still waits (the final socket_error) runs no callback.
+    ran += unsafe { xt_poll(ctx.ptr, 50) } as usize;
+    let data = ctx
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Data(..)))
+        .count();
+    assert_eq!(data, 3);
+    assert_eq!(ran, 3, "exactly the three data_available calls");
+}

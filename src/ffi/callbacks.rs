@@ -11,7 +11,7 @@
 //! | `log`              | the library has something to say                 | level (`XT_LOG_*`), text               |
 
 use crate::error::Error;
-use crate::events::{Host, LogLevel};
+use crate::events::{Callback, Host, LogLevel};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::info::{decimal_c, ConnectionInfo};
 use crate::udp::DatagramInfo;
@@ -220,8 +220,17 @@ pub(crate) fn c_info(
 }
 
 impl Host for CHost {
-    fn wants_new_connection(&self) -> bool {
-        self.table.new_connection.is_some()
+    fn implements(&self, callback: Callback) -> bool {
+        let t = &self.table;
+        match callback {
+            Callback::NewConnection => t.new_connection.is_some(),
+            Callback::Connected => t.connected.is_some(),
+            Callback::DataAvailable => t.data_available.is_some(),
+            Callback::SocketError => t.socket_error.is_some(),
+            Callback::ReceivedDatagram => t.received_datagram.is_some(),
+            Callback::PageRequest => t.page_request.is_some(),
+            Callback::Log => t.log.is_some(),
+        }
     }
 
     fn new_connection(&self, id: u64, info: &ConnectionInfo) -> bool {
@@ -278,10 +287,6 @@ impl Host for CHost {
                 )
             }
         }
-    }
-
-    fn wants_page_request(&self) -> bool {
-        self.table.page_request.is_some()
     }
 
     fn page_request(&self, server_id: u32, request: &HttpRequest, response: &mut HttpResponse) {

@@ -149,7 +149,8 @@ pub unsafe extern "C" fn xt_context_free(ctx: *mut XtContext) {
 /// Poll dispatch: runs the callbacks waiting now on the calling thread, first waiting up to
 /// `timeout_ms` for one (0: do not wait; negative: wait forever).
 ///
-/// Returns how many events were handled (0 on timeout), or -1 with `xt_last_error` set: NULL
+/// Returns how many host callbacks it ran (0 on timeout; events whose callback is NULL, such as
+/// a `socket_error` the host does not take, are not counted), or -1 with `xt_last_error` set: NULL
 /// ctx (1001), a context in thread dispatch, a nested call from a callback or a concurrent call
 /// from another thread (106). One thread at a time.
 ///

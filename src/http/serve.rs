@@ -7,7 +7,7 @@ use super::io::{HttpIo, SharedStream};
 use super::listener::{HttpListener, Limits, DRAIN_LIMIT};
 use super::message::RequestParts;
 use crate::error::Error;
-use crate::events::{Event, LogLevel};
+use crate::events::{Callback, Event, LogLevel};
 use crate::info::ConnectionInfo;
 use crate::lifecycle;
 use crate::ports::open_stream_listener;
@@ -296,7 +296,7 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
     };
     conn.complete_at
         .store(conn.stream.read.load(Ordering::Relaxed), Ordering::Relaxed);
-    if !conn.shared.host.wants_page_request() {
+    if !conn.shared.host.implements(Callback::PageRequest) {
         return error_response(StatusCode::NOT_FOUND, false);
     }
     let request = Box::new(RequestParts::new(parts, body, conn.info.clone()).await);

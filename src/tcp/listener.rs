@@ -4,7 +4,7 @@ use super::connection::{attach, Connection, Settings, State};
 use super::driver::Drivers;
 use super::task::ConnTask;
 use crate::error::Error;
-use crate::events::LogLevel;
+use crate::events::{Callback, LogLevel};
 use crate::info::ConnectionInfo;
 use crate::lifecycle;
 use crate::ports::open_stream_listener;
@@ -99,7 +99,7 @@ impl Accepting {
         attach(&conn, stream);
         shared.registry.add_connection(conn.clone());
         // The dispatcher always answers (refusing without asking when it must skip the question).
-        let ask = shared.host.wants_new_connection();
+        let ask = shared.host.implements(Callback::NewConnection);
         self.drivers.spawn(ConnTask::accepted(
             shared.task_guard(),
             conn,
