@@ -762,6 +762,19 @@ int32_t xt_send_data(struct XtContext *ctx, uint64_t connection_id, const uint8_
 int32_t xt_disconnect(struct XtContext *ctx, uint64_t connection_id);
 
 /**
+ * For tests of xtnet and of hosts: the network task of `connection_id` panics at its next
+ * step, as a bug inside xtnet would. That connection alone ends, with a final `socket_error`
+ * whose `error_number` is `XT_ERR_PANIC` (1002); the panic's message goes to the `log`
+ * callback; every other connection and listener goes on, and nothing is printed to stderr.
+ *
+ * Returns `XT_OK`, 106 for an unknown or closed id, 1001 for NULL ctx. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+int32_t xt_debug_panic_connection(struct XtContext *ctx, uint64_t connection_id);
+
+/**
  * Starts a UDP listener on `port` (0: any free port; see `xt_listener_port`). Datagrams go to
  * the `received_datagram` callback. Binds IPv4 and IPv6 (unless `xt_set_bind_address` picks
  * one) with SO_REUSEADDR/SO_REUSEPORT, so discovery ports such as 1900 (SSDP) and 5353 (mDNS)

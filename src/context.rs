@@ -49,6 +49,7 @@ pub struct Context {
 impl Context {
     /// A context whose events go to `host`, dispatched as `dispatch` says.
     pub fn new(host: Arc<dyn Host>, dispatch: Dispatch) -> Result<Context, Error> {
+        crate::panics::install_hook();
         // Network threads: one core is left to the dispatch thread, which is busy by design
         // (it runs every callback); measured best on 2 cores (see BENCHMARKS.md).
         let threads = std::thread::available_parallelism()
@@ -242,6 +243,15 @@ impl Context {
         }
         let conn = self.shared.registry.connection(connection_id)?;
         conn.send(data, || conn.clone())
+    }
+
+    /// Tests only: makes the task of connection `connection_id` panic at its next step.
+    pub fn debug_panic_connection(&self, connection_id: u64) -> Result<(), Error> {
+        self.shared
+            .registry
+            .connection(connection_id)?
+            .debug_panic();
+        Ok(())
     }
 
     /// Writes out what was queued, then closes; the final `socket_error` (102) follows.

@@ -244,11 +244,19 @@ pub(crate) fn run_batch(
         let closing = closing();
         dispatch::set_current(event.connection().map(|c| c.clone() as Arc<dyn Writer>));
         // A panic here is a bug in xtnet (host callbacks are C and cannot unwind): contain it
-        // to this one event so the others are still delivered.
-        handled += catch_unwind(AssertUnwindSafe(|| {
+        // to this one event so the others are still delivered, and tell the host.
+        match catch_unwind(AssertUnwindSafe(|| {
             event.deliver(host, closing, &mut credits)
-        }))
-        .unwrap_or(0);
+        })) {
+            Ok(ran) => handled += ran,
+            Err(payload) => host.log(
+                LogLevel::Error,
+                &c_text(&format!(
+                    "internal error while delivering an event (it was dropped): {}",
+                    crate::panics::message(&*payload)
+                )),
+            ),
+        }
         scope.between(&mut log);
     }
     credits.apply();

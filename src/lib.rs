@@ -32,6 +32,8 @@ mod lifecycle;
 /// cbindgen:ignore
 pub mod options;
 /// cbindgen:ignore
+mod panics;
+/// cbindgen:ignore
 mod peer;
 /// cbindgen:ignore
 mod ports;

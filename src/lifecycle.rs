@@ -8,7 +8,9 @@ use crate::events::LogLevel;
 use crate::registry::{Listener, ListenerKind, ListenerState, ListenerStop, ListenerStopped};
 use crate::shared::Shared;
 use crate::tcp::CloseReason;
+use futures_util::FutureExt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// Runs `task` (the listener's accept or read loop, which ends when its [`ListenerStopped`]
@@ -30,7 +32,18 @@ where
     let guard = shared.task_guard();
     let running = task(shared.clone(), stopped);
     shared.runtime.spawn(async move {
-        running.await;
+        // A panic (a bug in xtnet) ends this listener's task: its socket closes, the host hears
+        // of it in the log, and everything else goes on.
+        if let Err(payload) = AssertUnwindSafe(running).catch_unwind().await {
+            guard.shared().log(
+                LogLevel::Error,
+                &format!(
+                    "{} listener {id}: internal error, it no longer listens: {}",
+                    kind.protocol(),
+                    crate::panics::message(&*payload)
+                ),
+            );
+        }
         drop(guard);
     });
     shared.registry.add_listener(id, port, stopping, state);

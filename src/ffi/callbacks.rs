@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::events::{Callback, Host, LogLevel};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::info::{decimal_c, ConnectionInfo};
+use crate::panics::host_call;
 use crate::udp::DatagramInfo;
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_void, CStr};
@@ -237,13 +238,13 @@ impl Host for CHost {
         match self.table.new_connection {
             // SAFETY: the host registered this function with this signature; the info and its
             // strings live until the call returns.
-            Some(f) => unsafe {
+            Some(f) => host_call(|| unsafe {
                 f(
                     self.table.user_data,
                     id,
                     &c_info(info, &mut [0; 21], 0, c""),
                 )
-            },
+            }),
             None => true,
         }
     }
@@ -251,20 +252,20 @@ impl Host for CHost {
     fn connected(&self, id: u64, info: &ConnectionInfo) {
         if let Some(f) = self.table.connected {
             // SAFETY: as in new_connection.
-            unsafe {
+            host_call(|| unsafe {
                 f(
                     self.table.user_data,
                     id,
                     &c_info(info, &mut [0; 21], 0, c""),
                 )
-            }
+            })
         }
     }
 
     fn data_available(&self, id: u64, data: &[u8], info: &ConnectionInfo) {
         if let Some(f) = self.table.data_available {
             // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
-            unsafe {
+            host_call(|| unsafe {
                 f(
                     self.table.user_data,
                     data.as_ptr(),
@@ -272,20 +273,20 @@ impl Host for CHost {
                     id,
                     &c_info(info, &mut [0; 21], 0, c""),
                 )
-            }
+            })
         }
     }
 
     fn socket_error(&self, id: u64, info: &ConnectionInfo, code: i32, message: &CStr) {
         if let Some(f) = self.table.socket_error {
             // SAFETY: as in new_connection.
-            unsafe {
+            host_call(|| unsafe {
                 f(
                     self.table.user_data,
                     id,
                     &c_info(info, &mut [0; 21], code, message),
                 )
-            }
+            })
         }
     }
 
@@ -297,7 +298,7 @@ impl Host for CHost {
         self.http.run(request, response, |req, resp| {
             // SAFETY: the host's function with its user_data; the request and response are
             // reachable through the pointers (and the accessors) until it returns.
-            unsafe { f(self.table.user_data, server_id, req, resp) }
+            host_call(|| unsafe { f(self.table.user_data, server_id, req, resp) })
         });
     }
 
@@ -311,7 +312,7 @@ impl Host for CHost {
                 mac_address: info.mac_address.as_ptr(),
             };
             // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
-            unsafe {
+            host_call(|| unsafe {
                 f(
                     self.table.user_data,
                     server_id,
@@ -319,14 +320,14 @@ impl Host for CHost {
                     data.len(),
                     &c,
                 )
-            }
+            })
         }
     }
 
     fn log(&self, level: LogLevel, message: &CStr) {
         if let Some(f) = self.table.log {
             // SAFETY: as in new_connection; `message` lives until the call returns.
-            unsafe { f(self.table.user_data, level as i32, message.as_ptr()) }
+            host_call(|| unsafe { f(self.table.user_data, level as i32, message.as_ptr()) })
         }
     }
 }

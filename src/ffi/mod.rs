@@ -1,6 +1,7 @@
 //! The C surface. Nothing here does networking: arguments are checked (NULL, UTF-8, ranges),
 //! ids are looked up, errors are recorded for `xt_last_error`, and every body runs inside a
-//! panic boundary so a bug in xtnet never unwinds into the host.
+//! panic boundary so a bug in xtnet never unwinds into the host (and prints nothing to its
+//! stderr: see `panics.rs`).
 
 use crate::error::{self, Error};
 use std::cell::RefCell;
@@ -18,6 +19,8 @@ pub mod udp;
 /// A macro around the body (not the signature) so cbindgen sees plain functions.
 macro_rules! ffi_body {
     ($default:expr, $body:block) => {{
+        $crate::panics::install_hook();
+        let _call = $crate::panics::LibraryCall::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
             Err(payload) => {
@@ -40,11 +43,7 @@ pub(crate) fn record(err: &Error) {
 }
 
 pub(crate) fn record_panic(payload: Box<dyn std::any::Any + Send>) {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let what = crate::panics::message(&*payload);
     record(&Error::new(
         error::PANIC,
         format!("internal error caught at the C boundary: {what}"),

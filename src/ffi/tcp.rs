@@ -142,3 +142,20 @@ pub unsafe extern "C" fn xt_disconnect(ctx: *mut XtContext, connection_id: u64) 
         code_of(unsafe { context(ctx) }.and_then(|c| c.disconnect(connection_id)))
     })
 }
+
+/// For tests of xtnet and of hosts: the network task of `connection_id` panics at its next
+/// step, as a bug inside xtnet would. That connection alone ends, with a final `socket_error`
+/// whose `error_number` is `XT_ERR_PANIC` (1002); the panic's message goes to the `log`
+/// callback; every other connection and listener goes on, and nothing is printed to stderr.
+///
+/// Returns `XT_OK`, 106 for an unknown or closed id, 1001 for NULL ctx. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_debug_panic_connection(ctx: *mut XtContext, connection_id: u64) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| c.debug_panic_connection(connection_id)))
+    })
+}

@@ -15,6 +15,7 @@ use crate::registry::ListenerStopped;
 use crate::registry::{ListenerKind, ListenerState};
 use crate::shared::Shared;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +23,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +82,17 @@ async fn accept_loop(
                     let guard = shared.task_guard();
                     let (shared, listener) = (shared.clone(), listener.clone());
                     tokio::spawn(async move {
-                        serve(&shared, &listener, stream, peer).await;
+                        // A panic (a bug in xtnet) ends this connection only.
+                        let served = AssertUnwindSafe(serve(&shared, &listener, stream, peer))
+                            .catch_unwind()
+                            .await;
+                        if let Err(payload) = served {
+                            shared.log(LogLevel::Error, &format!(
+                                "HTTP listener {}: internal error, a connection was closed: {}",
+                                listener.id,
+                                crate::panics::message(&*payload)
+                            ));
+                        }
                         listener.connection_closed();
                         drop(guard);
                     });

@@ -145,6 +145,8 @@ pub(crate) struct Connection {
     pub(super) written_in_batch: AtomicBool,
     /// For the idle timeout: milliseconds since the context's clock start of the last write.
     pub(super) last_write_ms: AtomicU64,
+    /// Tests only (`xt_debug_panic_connection`): the task panics at its next step.
+    debug_panic: AtomicBool,
 }
 
 impl Connection {
@@ -173,6 +175,7 @@ impl Connection {
             flow: Flow::default(),
             written_in_batch: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
+            debug_panic: AtomicBool::new(false),
         }
     }
 
@@ -217,6 +220,16 @@ impl Connection {
             Ordering::Acquire,
         );
         self.wake();
+    }
+
+    /// Makes the connection's task panic at its next step (to test containment).
+    pub(crate) fn debug_panic(&self) {
+        self.debug_panic.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub(super) fn take_debug_panic(&self) -> bool {
+        self.debug_panic.swap(false, Ordering::SeqCst)
     }
 
     /// Wakes the connection's task to look at its state again.

@@ -12,7 +12,7 @@
 use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State};
 use super::flow::{pace, Pace};
 use crate::error::{self, Error};
-use crate::events::Event;
+use crate::events::{Event, LogLevel};
 use crate::framing::Framer;
 use crate::info::{ConnectionInfo, PeerIdentity};
 use crate::peer::Identify;
@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -121,10 +122,63 @@ impl ConnTask {
 impl Future for ConnTask {
     type Output = ();
 
+    /// One step of the connection; a panic inside ends this connection only (see `contain`).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        match catch_unwind(AssertUnwindSafe(|| this.step(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                this.contain(&*payload);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl ConnTask {
+    /// After a panic in this connection's task (a bug in xtnet): the connection ends with
+    /// `XT_ERR_PANIC` — if the host had heard of it — and the message goes to the log. The
+    /// shard and every other connection go on; the task's guard drops with it.
+    fn contain(&mut self, payload: &(dyn std::any::Any + Send)) {
+        let message = crate::panics::message(payload);
+        let shared = self.guard.shared();
+        let conn = &self.conn;
+        shared.log(
+            LogLevel::Error,
+            &format!(
+                "connection {}: internal error, the connection is closed: {message}",
+                conn.id
+            ),
+        );
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        let announced = match phase {
+            // An accepted connection the host was never asked about: gone without an event.
+            Phase::Identifying(i) if i.ask.is_some() => false,
+            Phase::Done => return,
+            _ => conn.state() != State::Closed,
+        };
+        if !announced {
+            conn.set_state(State::Closed);
+            shared.registry.remove_connection(conn.id);
+            return;
+        }
+        if conn.info.get().is_none() {
+            conn.set_info(ConnectionInfo::dialing(conn.id, "", 0));
+        }
+        finish(
+            shared,
+            conn,
+            Error::new(error::PANIC, format!("internal error in xtnet: {message}")),
+        );
+    }
+
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         let shared = this.guard.shared();
         let conn = &this.conn;
+        if conn.take_debug_panic() {
+            panic!("xt_debug_panic_connection({}): deliberate panic", conn.id);
+        }
         loop {
             let next = match &mut this.phase {
                 Phase::Connecting { attempt, dial } => {

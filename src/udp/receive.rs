@@ -14,6 +14,7 @@ use crate::sys::udp::{self as sys_udp, BATCH};
 use std::future::pending;
 use std::io;
 use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,12 +43,12 @@ pub(super) async fn read_loop(
             _ = &mut stopped.stop => break,
             r = readable(sockets.v4.as_ref()) => {
                 if r.is_ok() {
-                    read_socket(shared, listener, sockets.v4.as_ref(), 0);
+                    read_contained(shared, listener, sockets.v4.as_ref(), 0);
                 }
             }
             r = readable(sockets.v6.as_ref()) => {
                 if r.is_ok() {
-                    read_socket(shared, listener, sockets.v6.as_ref(), 1);
+                    read_contained(shared, listener, sockets.v6.as_ref(), 1);
                 }
             }
         }
@@ -55,6 +56,29 @@ pub(super) async fn read_loop(
     // Close the sockets before saying so (the registry's stop waits for `stopped` to drop).
     drop(sockets);
     drop(stopped);
+}
+
+/// `read_socket`, with a panic inside (a bug in xtnet) contained to the batch it hit: logged,
+/// and the listener goes on receiving.
+fn read_contained(
+    shared: &Shared,
+    listener: &Arc<UdpListener>,
+    socket: Option<&UdpSocket>,
+    family: usize,
+) {
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        read_socket(shared, listener, socket, family)
+    }));
+    if let Err(payload) = read {
+        shared.log(
+            LogLevel::Error,
+            &format!(
+                "UDP listener {}: internal error while receiving (the batch is lost): {}",
+                listener.id,
+                crate::panics::message(&*payload)
+            ),
+        );
+    }
 }
 
 /// Reads what one socket has (a few batches at most, then lets others run).

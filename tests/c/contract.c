@@ -138,3 +138,6 @@ int main(void) {
     table(&callbacks);
     return 0;
 }
+
+/* ---- the C contract, part 2 ---- */
+int32_t (*const p_debug_panic_connection)(XtContext *, uint64_t) = xt_debug_panic_connection;
