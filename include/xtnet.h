@@ -102,6 +102,12 @@
 #define XT_STAT_PEER_LOOKUPS 5
 
 /**
+ * Accepts that failed on any listener since the context was made (e.g. out of descriptors:
+ * EMFILE); each listener logs them at most once a second, with a count.
+ */
+#define XT_STAT_ACCEPT_ERRORS 6
+
+/**
  * Success.
  */
 #define XT_OK 0

@@ -30,6 +30,8 @@ pub mod stats {
     pub const PEER_CACHE_ENTRIES: u32 = 4;
     /// Peer lookups started since the context was made.
     pub const PEER_LOOKUPS: u32 = 5;
+    /// Accepts that failed on any listener since the context was made.
+    pub const ACCEPT_ERRORS: u32 = 6;
 }
 
 /// See [`crate::tcp::BACKLOG_LIMIT`]: undelivered bytes of a context before every reader pauses.
@@ -301,6 +303,7 @@ impl Context {
             stats::BACKLOG_BYTES => self.shared.backlog.bytes() as i64,
             stats::PEER_CACHE_ENTRIES => self.shared.peers.entries() as i64,
             stats::PEER_LOOKUPS => self.shared.peers.lookups_started() as i64,
+            stats::ACCEPT_ERRORS => self.shared.accept_errors.load(Ordering::Relaxed) as i64,
             _ => return None,
         })
     }

@@ -11,7 +11,57 @@ use crate::tcp::CloseReason;
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a listener logs failed accepts (with how many there were since the last line).
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
+/// How long an accept loop backs off when the system is out of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The failed accepts of one listener: counted for the context (`XT_STAT_ACCEPT_ERRORS`) and
+/// logged at most once a second, so a listener out of descriptors neither spins nor floods.
+pub(crate) struct AcceptErrors {
+    what: String,
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    /// For the listener `what` ("TCP listener 3 on port 9000").
+    pub(crate) fn new(what: String) -> AcceptErrors {
+        AcceptErrors {
+            what,
+            last_log: None,
+            unlogged: 0,
+        }
+    }
+
+    /// An accept failed with `e`: count it, log it (rate-limited), and back off when the
+    /// system is out of descriptors or memory.
+    pub(crate) async fn failed(&mut self, shared: &Shared, e: &std::io::Error) {
+        shared.accept_errors.fetch_add(1, Ordering::Relaxed);
+        self.unlogged += 1;
+        if self
+            .last_log
+            .is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY)
+        {
+            let err = Error::io(&format!("{}: accept failed", self.what), e);
+            let count = std::mem::take(&mut self.unlogged);
+            shared.log(
+                LogLevel::Warning,
+                &format!("{err}; {count} failed since the last report"),
+            );
+            self.last_log = Some(Instant::now());
+        }
+        let exhausted = matches!(e.raw_os_error(), Some(c) if c == libc::EMFILE
+            || c == libc::ENFILE || c == libc::ENOBUFS || c == libc::ENOMEM);
+        if exhausted {
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+        }
+    }
+}
 
 /// Runs `task` (the listener's accept or read loop, which ends when its [`ListenerStopped`]
 /// says so and closes its socket before it drops that) and registers listener `id`; `detail`

@@ -14,7 +14,7 @@ use crate::tcp::Backlog;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) backlog: Backlog,
     /// Peer names and MAC addresses.
     pub(crate) peers: Peers,
+    /// Accepts that failed on any listener (`XT_STAT_ACCEPT_ERRORS`).
+    pub(crate) accept_errors: AtomicU64,
     closing: AtomicBool,
     pub(crate) polling: AtomicBool,
     tasks: TaskCounter,
@@ -53,6 +55,7 @@ impl Shared {
             runtime,
             registry: Registry::default(),
             backlog: Backlog::default(),
+            accept_errors: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             tasks: TaskCounter::default(),

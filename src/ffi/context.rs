@@ -201,6 +201,9 @@ pub const XT_STAT_PEER_CACHE_ENTRIES: u32 = 4;
 /// Peer lookups (neighbour table, mDNS, system resolver) started since the context was made;
 /// concurrent askers of one address share one.
 pub const XT_STAT_PEER_LOOKUPS: u32 = 5;
+/// Accepts that failed on any listener since the context was made (e.g. out of descriptors:
+/// EMFILE); each listener logs them at most once a second, with a count.
+pub const XT_STAT_ACCEPT_ERRORS: u32 = 6;
 
 /// A counter of the context (`XT_STAT_*`), or -1 for an unknown counter or a NULL ctx (1001).
 /// Any thread.
@@ -231,5 +234,6 @@ mod tests {
         assert_eq!(XT_STAT_BACKLOG_BYTES, stats::BACKLOG_BYTES);
         assert_eq!(XT_STAT_PEER_CACHE_ENTRIES, stats::PEER_CACHE_ENTRIES);
         assert_eq!(XT_STAT_PEER_LOOKUPS, stats::PEER_LOOKUPS);
+        assert_eq!(XT_STAT_ACCEPT_ERRORS, stats::ACCEPT_ERRORS);
     }
 }

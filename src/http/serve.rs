@@ -9,7 +9,7 @@ use super::message::RequestParts;
 use crate::error::Error;
 use crate::events::{Callback, Event, LogLevel};
 use crate::info::ConnectionInfo;
-use crate::lifecycle;
+use crate::lifecycle::{self, AcceptErrors};
 use crate::ports::open_stream_listener;
 use crate::registry::ListenerStopped;
 use crate::registry::{ListenerKind, ListenerState};
@@ -72,6 +72,10 @@ async fn accept_loop(
     socket: TcpListener,
     mut stopped: ListenerStopped,
 ) {
+    let mut errors = AcceptErrors::new(format!(
+        "HTTP listener {} on port {}",
+        listener.id, listener.port
+    ));
     loop {
         tokio::select! {
             biased;
@@ -97,11 +101,7 @@ async fn accept_loop(
                         drop(guard);
                     });
                 }
-                Err(e) => {
-                    let err = Error::io(&format!("accept on HTTP port {} failed", listener.port), &e);
-                    shared.log(LogLevel::Warning, &err.to_string());
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Err(e) => errors.failed(&shared, &e).await,
             }
         }
     }

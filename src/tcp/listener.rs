@@ -4,15 +4,14 @@ use super::connection::{attach, Connection, Settings, State};
 use super::driver::Drivers;
 use super::task::ConnTask;
 use crate::error::Error;
-use crate::events::{Callback, LogLevel};
+use crate::events::Callback;
 use crate::info::ConnectionInfo;
-use crate::lifecycle;
+use crate::lifecycle::{self, AcceptErrors};
 use crate::ports::open_stream_listener;
 use crate::registry::{ListenerState, ListenerStopped};
 use crate::shared::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Starts a framed TCP listener and returns its id; its connections are driven by `drivers`.
@@ -63,20 +62,17 @@ struct Accepting {
 
 impl Accepting {
     async fn run(self, listener: TcpListener, mut stopped: ListenerStopped) {
+        let mut errors = AcceptErrors::new(format!(
+            "TCP listener {} on port {}",
+            self.server_id, self.local_port
+        ));
         loop {
             tokio::select! {
                 biased;
                 _ = &mut stopped.stop => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => self.spawn(stream, peer),
-                    Err(e) => {
-                        // Out of descriptors or memory: say so and back off instead of spinning.
-                        let err = Error::io(&format!("accept on port {} failed", self.local_port), &e);
-                        self.shared.log(LogLevel::Warning, &err.to_string());
-                        if matches!(e.raw_os_error(), Some(c) if c == libc::EMFILE || c == libc::ENFILE || c == libc::ENOBUFS || c == libc::ENOMEM) {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
+                    Err(e) => errors.failed(&self.shared, &e).await,
                 }
             }
         }
