@@ -40,7 +40,7 @@ typedef struct Conn {
 typedef struct Message {
     time_t at;
     char from[96];
-    char text[TEXT_MAX + 1];
+    char text[TEXT_MAX * 4 + 1]; /* TEXT_MAX characters of valid UTF-8 */
 } Message;
 
 typedef struct Demo {
@@ -65,16 +65,50 @@ static Conn *find_conn(Demo *d, uint64_t id) {
 
 static void copy_text(char *to, size_t cap, const char *from) { snprintf(to, cap, "%s", from ? from : ""); }
 
+/* Length of the UTF-8 character at s (n bytes left); 0 if the bytes there are not UTF-8. */
+static size_t utf8_char(const uint8_t *s, size_t n) {
+    size_t len;
+    uint32_t cp, min;
+    if (s[0] < 0x80) return 1;
+    if ((s[0] & 0xE0) == 0xC0) { len = 2; cp = s[0] & 0x1F; min = 0x80; }
+    else if ((s[0] & 0xF0) == 0xE0) { len = 3; cp = s[0] & 0x0F; min = 0x800; }
+    else if ((s[0] & 0xF8) == 0xF0) { len = 4; cp = s[0] & 0x07; min = 0x10000; }
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* Keeps a message as text for the page: its first TEXT_MAX characters as valid UTF-8 (bytes
+ * that are not UTF-8, such as Latin-1, become U+FFFD; control bytes become '.'), never cut
+ * inside a character. */
 static void remember(Demo *d, const char *from, const uint8_t *data, size_t len) {
     Message *m = &d->recent[d->next_recent];
     d->next_recent = (d->next_recent + 1) % RECENT;
     if (d->nrecent < RECENT) d->nrecent++;
     m->at = time(NULL);
     copy_text(m->from, sizeof m->from, from);
-    size_t n = len < TEXT_MAX ? len : TEXT_MAX;
-    for (size_t i = 0; i < n; i++) /* shown as text: control bytes become '.' */
-        m->text[i] = (data[i] >= 0x20 && data[i] != 0x7f) ? (char)data[i] : '.';
-    m->text[n] = '\0';
+    size_t out = 0;
+    for (size_t i = 0, chars = 0; i < len && chars < TEXT_MAX; chars++) {
+        size_t k = utf8_char(data + i, len - i);
+        if (k == 0) {
+            memcpy(m->text + out, "\xEF\xBF\xBD", 3);
+            out += 3;
+            i++;
+        } else if (k == 1 && (data[i] < 0x20 || data[i] == 0x7f)) {
+            m->text[out++] = '.';
+            i++;
+        } else {
+            memcpy(m->text + out, data + i, k);
+            out += k;
+            i += k;
+        }
+    }
+    m->text[out] = '\0';
 }
 
 /* ---------------------------------------------------------------- TCP and UDP echo */

@@ -176,3 +176,54 @@ fn tempdir(prefix: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Messages shown on the page are valid UTF-8 whatever the peer sent (Latin-1 bytes, long
+/// multi-byte text cut at the limit), so /status.json is valid JSON.
+#[test]
+fn the_json_status_is_valid_json_after_non_ascii_input() {
+    let demo = start_demo();
+    let mut a = TcpStream::connect(("127.0.0.1", demo.tcp)).unwrap();
+    let latin1 = b"caf\xe9 cr\xe8me\r\n".to_vec();
+    let long: Vec<u8> = [&"\u{e9}".repeat(200).into_bytes()[..], b"\r\n"].concat();
+    let emoji: Vec<u8> = [&"x\u{1f600}".repeat(80).into_bytes()[..], b"\r\n"].concat();
+    for m in [&latin1, &long, &emoji] {
+        a.write_all(m).unwrap();
+        let mut echo = vec![0u8; m.len()];
+        a.read_exact(&mut echo).unwrap();
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", demo.http)).unwrap();
+    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let body_at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &raw[body_at..];
+    // Python's json module is the judge: strict UTF-8 and strict JSON.
+    let mut check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; d=json.loads(sys.stdin.buffer.read().decode('utf-8')); \
+             print('\\n'.join(m['text'] for m in d['messages']))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(body).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "invalid JSON: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(body)
+    );
+    let texts = String::from_utf8(out.stdout).unwrap();
+    assert!(texts.contains("caf\u{fffd} cr\u{fffd}me"), "{texts}");
+    assert!(texts.contains(&"\u{e9}".repeat(120)), "{texts}");
+    assert!(
+        !texts.contains(&"\u{e9}".repeat(121)),
+        "cut at 120 characters"
+    );
+    assert!(texts.contains(&"x\u{1f600}".repeat(60)), "{texts}");
+}
