@@ -193,7 +193,9 @@
 #define XT_OPT_HTTP_MAX_BODY_BYTES 8
 
 /**
- * HTTP request headers must arrive within this; default 10000, then 408.
+ * HTTP request headers must arrive within this (default 10000 ms); a body must then begin
+ * within it too and keep at least 1 KiB/s on average afterwards (an 8 MiB upload may take
+ * over two hours); otherwise 408 and the connection is closed.
  */
 #define XT_OPT_HTTP_REQUEST_TIMEOUT_MS 9
 

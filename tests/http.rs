@@ -627,3 +627,107 @@ fn a_status_without_a_standard_phrase_gets_its_class_name() {
         assert!(text.starts_with(line), "{text:?}");
     }
 }
+
+/// The body must come in time too: after the head, the request timeout to begin, then at
+/// least 1 KiB/s on average. Stalled and trickling bodies get 408 and are closed; an upload
+/// that keeps a (slow) LAN pace is read whole.
+#[test]
+fn a_body_that_stops_arriving_is_timed_out_with_408() {
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
+    let (_, port) = ctx.html();
+    ctx.on_page(|_, _, page, _, resp| set_body(resp, &format!("got {}", page.body.len())));
+    let timed_out = |s: &mut std::net::TcpStream, started: Instant| {
+        let r = read_response(s, false).expect("an answer");
+        assert_eq!(r.status, 408);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(450) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+        assert!(closed(s));
+    };
+    // Content-Length 1000, 10 bytes, then silence.
+    let started = Instant::now();
+    let mut s = connect(port);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .unwrap();
+    timed_out(&mut s, started);
+    // A stalled chunked body.
+    let started = Instant::now();
+    let mut s = connect(port);
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n",
+    )
+    .unwrap();
+    timed_out(&mut s, started);
+    // A body trickling at 20 bytes/s never finishes in time.
+    let started = Instant::now();
+    let mut s = connect(port);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    s.set_nonblocking(true).unwrap();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(4) {
+        let _ = s.write_all(b"x");
+        let mut b = [0u8; 512];
+        match std::io::Read::read(&mut s, &mut b) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&b[..n]),
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A slow but steady upload (20 KB at ~8 KB/s, past the 0.5 s grace) is read whole.
+    let mut s = connect(port);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20480\r\n\r\n")
+        .unwrap();
+    for _ in 0..20 {
+        s.write_all(&[b'y'; 1024]).unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!((r.status, r.body), (200, b"got 20480".to_vec()));
+    // The host saw only the complete request.
+    assert_eq!(ctx.pages().len(), 1);
+}
+
+#[test]
+fn a_normal_client_is_served_beside_300_stalled_bodies() {
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 1000);
+    let (_, port) = ctx.html();
+    let mut stalled: Vec<_> = (0..300)
+        .map(|_| {
+            let mut s = connect(port);
+            s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let r = request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Every stalled body is answered 408 and closed, so none holds its descriptor for long.
+    for s in stalled.iter_mut() {
+        let r = read_response(s, false).expect("an answer");
+        assert_eq!(r.status, 408);
+        assert!(closed(s));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ctx.pages().len(), 1);
+}

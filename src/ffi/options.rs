@@ -21,7 +21,9 @@ pub const XT_OPT_CONNECT_TIMEOUT_MS: u32 = 6;
 pub const XT_OPT_HTTP_MAX_HEADER_BYTES: u32 = 7;
 /// HTTP request bodies larger than this get 413; default 8 MiB.
 pub const XT_OPT_HTTP_MAX_BODY_BYTES: u32 = 8;
-/// HTTP request headers must arrive within this; default 10000, then 408.
+/// HTTP request headers must arrive within this (default 10000 ms); a body must then begin
+/// within it too and keep at least 1 KiB/s on average afterwards (an 8 MiB upload may take
+/// over two hours); otherwise 408 and the connection is closed.
 pub const XT_OPT_HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
 /// Longest wait for a peer's name/MAC before `new_connection` (or `connected`) of a peer not yet
 /// in the cache; 0 = cache only (a lookup still starts, for the next connection); default 250,

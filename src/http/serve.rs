@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -253,6 +253,41 @@ fn error_response(status: StatusCode, close: bool) -> Response<Full<Bytes>> {
     response
 }
 
+/// The slowest a request body may arrive, on average, once the grace period (the request
+/// timeout) is over: slow enough for any LAN upload, fast enough that a stalled or trickling
+/// body cannot hold a connection (and its descriptor) for long.
+pub(crate) const MIN_BODY_RATE: u64 = 1024;
+
+/// Reads a request body within the limits: at most `max_body_bytes` (413), and in time (408):
+/// `t` after the head, at least `MIN_BODY_RATE × (t − request timeout)` bytes must have come.
+async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes, StatusCode> {
+    let start = tokio::time::Instant::now();
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut received: u64 = 0;
+    loop {
+        let due = Duration::from_millis((received + 1) * 1000 / MIN_BODY_RATE);
+        let deadline = start + limits.header_timeout + due;
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(StatusCode::BAD_REQUEST),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            if received > limits.max_body_bytes {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            parts.push(data);
+        }
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().expect("one part"),
+        _ => Bytes::from(parts.concat()),
+    })
+}
+
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host header, any request at most one.
 fn host_header_ok<B>(request: &Request<B>) -> bool {
     let hosts = request.headers().get_all(http::header::HOST).iter().count();
@@ -292,18 +327,9 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
     let body = if hyper::body::Body::is_end_stream(&body) {
         Bytes::new() // no body (a GET): nothing to collect
     } else {
-        match Limited::new(body, limits.max_body_bytes as usize)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
-            }
-            Err(_) => return error_response(StatusCode::BAD_REQUEST, true),
+        match read_body(body, &limits).await {
+            Ok(body) => body,
+            Err(status) => return error_response(status, true),
         }
     };
     conn.complete_at
