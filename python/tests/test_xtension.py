@@ -175,3 +175,117 @@ def test_page_requests_answered_inline(plugin):
     assert info["xtKeyPostData"] == "who=XTension"
     assert info["xtKeyHeaders"]["host"] == f"127.0.0.1:{port}"
     assert info[g["xtKeyRemoteAddress"]] == "127.0.0.1"
+
+
+def _get(plugin, url):
+    """Fetches `url` on a thread while the plugin's events are delivered here."""
+    import threading
+    import urllib.error
+
+    result = {}
+
+    def client():
+        try:
+            with urllib.request.urlopen(url) as r:
+                result["status"], result["body"] = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            result["status"], result["body"] = e.code, e.read()
+
+    t = threading.Thread(target=client)
+    t.start()
+    wait_for(lambda: "body" in result, poll=plugin, what=url)
+    t.join()
+    return result["status"], result["body"]
+
+
+def test_sending_a_number_is_an_error_not_nul_bytes(plugin):
+    g, h, got = plugin.g, plugin.handlers_dict, []
+    h["XTNewConnection"] = lambda cid, info: True
+
+    def XTDataAvailable(theData, theConnectionID, theConnectionInfo):
+        got.append(g["XTSendData"](theConnectionID, 42))
+        got.append(g["XTSendData"](theConnectionID, None))
+        got.append(g["XTSendData"](theConnectionID, "ok\n"))
+
+    h["XTDataAvailable"] = XTDataAvailable
+    port = _listener_port(plugin, g["XTStartTCPListener"](0, "\n"))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"hi\n")
+        wait_for(lambda: len(got) == 3, poll=plugin, what="the sends")
+        assert read_lines(s, 1) == b"ok\n", "nothing but the text went out"
+    assert got == [False, False, True]
+    assert any("XTSendData" in l and "not int" in l for l in plugin.log_lines), plugin.log_lines
+    udp = g["XTStartUDPListener"](0)
+    assert g["XTSendDatagram"](udp, "127.0.0.1", 9, 42) is False
+    assert any("XTSendDatagram" in l and "not int" in l for l in plugin.log_lines)
+
+
+def test_write_log_never_raises_whatever_the_text_holds(tmp_path):
+    import subprocess
+    import sys
+    import os
+
+    plugin_file = tmp_path / "latin1.py"
+    plugin_file.write_text(
+        "XTWriteLog('device says ' + b'caf\\xe9'.decode('utf-8', 'surrogateescape'))\n"
+        "XTWriteLog('\\udcff lone')\n"
+        "XTWriteLog(12345)\n"
+        "XTWriteLog('after')\n"
+        "XTStopPlugin()\n"
+    )
+    log = tmp_path / "plugin.log"
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
+    done = subprocess.run(
+        [sys.executable, "-m", "xtnet.plugin", str(plugin_file), "--log", str(log)],
+        env=env, capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [l[20:] for l in log.read_text(encoding="utf-8").splitlines()]
+    assert lines == ["device says caf\\xe9", "\\xff lone", "12345", "after"], lines
+
+
+def test_a_repeated_form_field_keeps_every_value(plugin):
+    g, h, seen = plugin.g, plugin.handlers_dict, []
+
+    def XTPageRequest(theServerID, theRequestInfo):
+        seen.append(theRequestInfo["xtKeyFormData"])
+        return "ok"
+
+    h["XTPageRequest"] = XTPageRequest
+    port = _listener_port(plugin, g["XTStartHTMLListener"](0))
+    assert _get(plugin, f"http://127.0.0.1:{port}/?light=hall&light=porch&light=attic&dim=50") == (200, b"ok")
+    assert seen[0] == {"light": ["hall", "porch", "attic"], "dim": "50"}
+
+
+def test_a_forgotten_return_true_is_explained_in_the_log(plugin):
+    g, h = plugin.g, plugin.handlers_dict
+    h["XTNewConnection"] = lambda cid, info: None  # forgot `return true`
+    port = _listener_port(plugin, g["XTStartTCPListener"](0, "\n"))
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            wait_for(lambda: any("XTNewConnection returned nothing" in l for l in plugin.log_lines),
+                     poll=plugin, what="the explanation")
+            plugin.poll(50)
+            assert s.recv(10) == b"", "refused"
+    lines = [l for l in plugin.log_lines if "XTNewConnection returned nothing" in l]
+    assert len(lines) == 1 and "return true" in lines[0], plugin.log_lines
+
+
+def test_a_page_handler_that_returns_nothing_or_a_number_gets_500_and_a_log_line(plugin):
+    g, h = plugin.g, plugin.handlers_dict
+    answers = {"/none": None, "/int": 42, "/ok": (201, "made")}
+    h["XTPageRequest"] = lambda sid, info: answers[info["xtKeyPath"]]
+    port = _listener_port(plugin, g["XTStartHTMLListener"](0))
+    status, body = _get(plugin, f"http://127.0.0.1:{port}/none")
+    assert status == 500 and b"returned nothing" in body and b"(code, page)" in body
+    status, body = _get(plugin, f"http://127.0.0.1:{port}/int")
+    assert status == 500 and b"returned a int" in body and b"Response" not in body
+    assert _get(plugin, f"http://127.0.0.1:{port}/ok") == (201, b"made")
+    told = [l for l in plugin.log_lines if l.startswith("XTPageRequest returned")]
+    assert len(told) == 2 and all("return the page as text" in l for l in told), plugin.log_lines
+
+
+def test_a_privileged_port_error_tells_the_plugin_what_to_use(plugin):
+    assert plugin.g["XTStartTCPListener"](80, "\n") == 0
+    line = [l for l in plugin.log_lines if l.startswith("XTStartTCPListener(80)")][0]
+    assert "error 107" in line and "1024 to 65535" in line, line

@@ -47,6 +47,7 @@ STAT_LISTENERS = 2
 STAT_BACKLOG_BYTES = 3
 STAT_PEER_CACHE_ENTRIES = 4
 STAT_PEER_LOOKUPS = 5
+STAT_ACCEPT_ERRORS = 6
 
 LOG_ERROR = 1
 LOG_WARNING = 2
@@ -98,9 +99,13 @@ def _port(port):
 
 
 def _data(data):
+    """Data to send: text (UTF-8) or bytes-like. Anything else is a mistake (``bytes(42)``
+    would be 42 NUL bytes), so it is refused."""
     if isinstance(data, str):
-        return data.encode("utf-8")
-    return bytes(data)
+        return data.encode("utf-8", "surrogateescape")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"data to send must be str or bytes, not {type(data).__name__}")
 
 
 def _text(p):

@@ -26,11 +26,19 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     args = parser.parse_args(argv)
 
-    log_file = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else sys.stdout
+    log_file = (
+        open(args.log, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+        if args.log
+        else sys.stdout
+    )
 
     def log(text):
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        log_file.write(f"{stamp} {text}\n")
+        line = f"{stamp} {text}\n"
+        try:
+            log_file.write(line)
+        except UnicodeEncodeError:  # a terminal that takes only ASCII, say
+            log_file.write(line.encode("ascii", "backslashreplace").decode("ascii"))
         log_file.flush()
 
     with open(args.plugin, encoding="utf-8") as f:

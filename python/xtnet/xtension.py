@@ -23,10 +23,13 @@ As XTension documents them:
   plugin without it refuses incoming connections, as XTension requires it),
   ``XTDataAvailable(theData, theConnectionID, theConnectionInfo)``,
   ``XTSocketError(theConnectionID, theConnectionInfo)``.
-- Connection ids are strings; connection info is a dict keyed by ``xtKeyRemoteAddress``,
-  ``xtKeyRemotePort``, ``xtKeyName``, ``xtKeyMacAddress``, ``xtKeyUniqueId`` and, in
-  ``XTSocketError``, ``xtKeyErrorNumber`` / ``xtKeyErrorMessage`` (``xtErrorNumber`` and
-  ``xtErrorDescription`` name the same two entries).
+- Connection ids are strings; connection info is a dict keyed by ``xtKeyRemoteAddress`` (the
+  peer's address), ``xtKeyRemotePort`` (as XTension documents it: the LOCAL port the connection
+  came in on — the listening port; for an outgoing connection its local port), ``xtKeyName``,
+  ``xtKeyMacAddress``, ``xtKeyUniqueId`` and, in ``XTSocketError``, ``xtKeyErrorNumber`` /
+  ``xtKeyErrorMessage`` (``xtErrorNumber`` and ``xtErrorDescription`` name the same two
+  entries). This project adds ``xtKeyPeerPort`` (the peer's own port) and ``xtKeyServerId``
+  (the listener that accepted it; 0 for an outgoing connection).
 
 This project's own names, in the same style, where XTension's page names no call:
 
@@ -38,18 +41,25 @@ This project's own names, in the same style, where XTension's page names no call
   ``XTSocketError``: 103 for a name that does not resolve), then ``XTDataAvailable`` as above.
 - ``XTStopHTMLListener(id)``.
 - ``XTReceivedDatagram(theData, theServerID, theDatagramInfo)``: the info has
-  ``xtKeyRemoteAddress``, ``xtKeyRemotePort`` (the sender's port), ``xtKeyLocalPort``,
-  ``xtKeyName``, ``xtKeyMacAddress``. Reply with ``XTSendDatagram(theServerID, ...)``.
+  ``xtKeyRemoteAddress``, ``xtKeyRemotePort`` — here the SENDER's port, what a reply goes to
+  (unlike a connection's) —, ``xtKeyLocalPort`` (the listener's), ``xtKeyName``,
+  ``xtKeyMacAddress``. Reply with ``XTSendDatagram(theServerID, ...)``.
 - ``XTPageRequest(theServerID, theRequestInfo)``: the info has the connection keys plus
   ``xtKeyMethod``, ``xtKeyPath``, ``xtKeyQuery``, ``xtKeyHeaders`` (dict, lower-case names),
-  ``xtKeyFormData`` (dict: query, urlencoded and multipart text fields), ``xtKeyPostData`` (the
+  ``xtKeyFormData`` (dict: query, urlencoded and multipart text fields; a field sent more than
+  once, such as checkboxes, has a list of its values in order), ``xtKeyPostData`` (the
   body, as text), ``xtKeyFiles`` (list of dicts: ``xtKeyFieldName``, ``xtKeyFileName``,
   ``xtKeyContentType``, ``xtKeyFileData`` as bytes). It returns the page inline: a string (200),
-  ``(code, page)`` or ``(code, headersDict, page)``. Without it every request gets 404.
+  ``(code, page)`` or ``(code, headersDict, page)``; anything else (or nothing) is answered
+  500 and the log says what to return. Without it every request gets 404.
+- ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
+- ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
+  connection, and the log says so once.
 
 Text: ``theData`` arrives as ``str`` (UTF-8; bytes that are not UTF-8 come through unchanged as
 surrogate escapes, and go back unchanged when sent). ``XTSendData`` / ``XTSendDatagram`` take
-``str`` or ``bytes``.
+``str`` or ``bytes``; anything else (a number, say) is refused: False, and the log says why.
+``XTWriteLog`` never raises: bytes that are not UTF-8 are written as ``\\xe9``.
 """
 
 import datetime
@@ -112,9 +122,25 @@ def _to_text(data):
 
 
 def _to_bytes(data):
+    """Text or bytes for the wire; anything else (an int would become that many NUL bytes) is
+    refused with TypeError, which the XT calls report in the log and answer False."""
     if isinstance(data, str):
         return data.encode("utf-8", "surrogateescape")
-    return bytes(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"theData must be text (str) or bytes, not {type(data).__name__}")
+
+
+def printable(text):
+    """`text` made safe for any log: bytes that came in as surrogate escapes (not UTF-8, such
+    as Latin-1) are shown as ``\\xe9``; never raises."""
+    try:
+        return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except Exception:  # a str subclass with a broken __str__, say
+        return repr(text)
+
+
+_PAGE_FORMS = "return the page as text, (code, page) or (code, headersDict, page)"
 
 
 def connection_info(info):
@@ -147,6 +173,7 @@ class Plugin:
         self.handlers = handlers
         self._log = log or self._print_log
         self._refusal_logged = False
+        self._none_logged = False
         self.ctx = Context(
             "poll",
             on_new_connection=self._new_connection,
@@ -191,17 +218,24 @@ class Plugin:
         return names
 
     def XTWriteLog(self, text):
-        self._log(str(text))
+        """Writes a line to the plugin's log. Never raises, whatever `text` holds."""
+        try:
+            self._log(printable(text))
+        except Exception:  # the log itself failed (a closed file, a full disk): nothing to do
+            pass
 
     def _error(self, call, e):
-        self._log(f"{call}: error {e.code}: {e.message}")
+        hint = ""
+        if e.code == 107:
+            hint = " (a plugin listens on a port from 1024 to 65535, or 0 for any free port)"
+        self.XTWriteLog(f"{call}: error {e.code}: {e.message}{hint}")
 
     def _try(self, call, action):
         """True when `action()` succeeds; else False, with the error written to the log."""
         try:
             action()
             return True
-        except (XtError, ValueError) as e:
+        except (XtError, ValueError, TypeError) as e:
             self._error(call, _as_xt_error(e))
             return False
 
@@ -209,7 +243,7 @@ class Plugin:
         """A listener's id, or 0 with the error written to the log (as XTension does)."""
         try:
             return start(*args).id
-        except (XtError, ValueError) as e:
+        except (XtError, ValueError, TypeError) as e:
             self._error(f"{call}({args[0]})", _as_xt_error(e))
             return 0
 
@@ -276,8 +310,8 @@ class Plugin:
     def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
         try:
             return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
-        except XtError as e:
-            self._error(f"XTOpenTCPConnection({theAddress}, {thePort})", e)
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTOpenTCPConnection({theAddress}, {thePort})", _as_xt_error(e))
             return ""
 
     # -- events to the plugin
@@ -293,17 +327,25 @@ class Plugin:
         try:
             return fn(*args)
         except Exception as e:  # a plugin's bug must not stop the others' events
-            self._log(f"error in {name}: {type(e).__name__}: {e}")
+            self.XTWriteLog(f"error in {name}: {type(e).__name__}: {e}")
             traceback.print_exc()
             return failed
 
     def _new_connection(self, cid, info):
         if self._handler("XTNewConnection") is None:
             if not self._refusal_logged:
-                self._log("a connection was refused: the plugin has no XTNewConnection")
+                self.XTWriteLog("a connection was refused: the plugin has no XTNewConnection")
                 self._refusal_logged = True
             return False
-        return bool(self._call("XTNewConnection", str(cid), connection_info(info), failed=False))
+        answer = self._call("XTNewConnection", str(cid), connection_info(info), failed=False)
+        if answer is None and not self._none_logged:
+            self._none_logged = True
+            self.XTWriteLog(
+                f"XTNewConnection returned nothing for connection {cid}, so it was refused: "
+                "end it with `return true` to accept a connection, `return false` to refuse it "
+                "(said once)"
+            )
+        return bool(answer)
 
     def _connected(self, cid, info):
         self._call("XTConnected", str(cid), connection_info(info))
@@ -332,7 +374,13 @@ class Plugin:
         for k, v in request.headers:
             headers.setdefault(k, v)
         for k, v in request.form:
-            form.setdefault(k, v)
+            # A repeated field (checkboxes) keeps every value, in order, as a list.
+            if k not in form:
+                form[k] = v
+            elif isinstance(form[k], list):
+                form[k].append(v)
+            else:
+                form[k] = [form[k], v]
         d.update({
             xtKeyMethod: request.method,
             xtKeyPath: request.path,
@@ -350,16 +398,30 @@ class Plugin:
                 for f in request.files
             ],
         })
-        answer = self._call("XTPageRequest", request.server_id, d, failed=Response(status=500, body="plugin error"))
-        if isinstance(answer, str):
+        failed = Response(status=500, body="plugin error (see the plugin's log)")
+        answer = self._call("XTPageRequest", request.server_id, d, failed=failed)
+        if answer is failed:
+            return failed
+        if isinstance(answer, (str, bytes)):
             return Response(body=_to_bytes(answer))
-        if isinstance(answer, tuple) and answer and isinstance(answer[-1], str):
-            answer = answer[:-1] + (_to_bytes(answer[-1]),)
-        return answer
+        if (
+            isinstance(answer, tuple)
+            and len(answer) in (2, 3)
+            and isinstance(answer[0], int)
+            and isinstance(answer[-1], (str, bytes))
+            and (len(answer) == 2 or isinstance(answer[1], (dict, list)))
+        ):
+            return answer[:-1] + (_to_bytes(answer[-1]),)
+        what = "nothing" if answer is None else f"a {type(answer).__name__}"
+        self.XTWriteLog(
+            f"XTPageRequest returned {what} for {request.method} {request.path}: {_PAGE_FORMS}; "
+            "the request was answered 500"
+        )
+        return Response(status=500, body=f"XTPageRequest returned {what}: {_PAGE_FORMS}\n")
 
     def _library_log(self, level, message):
         if level <= LOG_WARNING:
-            self._log(f"xtnet: {message}")
+            self.XTWriteLog(f"xtnet: {message}")
 
     @staticmethod
     def _print_log(text):
