@@ -2,8 +2,9 @@
 #   make demo   build the library and the C examples, run the demo host (xtdemo): TCP echo on
 #               9000, UDP echo on 9001, status page on http://localhost:8080/
 #   make test   everything CI runs: format, lint, unit/integration/C-example tests
-# Other targets: examples (build the C examples), bench (the benchmark), header (refresh
-# include/xtnet.h after changing the C surface), install (below), clean.
+# Other targets: examples (build the C examples), bench (the benchmark), soak (a long verified
+# run, RELIABILITY.md), fuzz (the fuzz targets, nightly), header (refresh include/xtnet.h after
+# changing the C surface), install (below), clean.
 #
 #   make install PREFIX=/usr/local      shared library with SONAME libxtnet.so.0.1 and its
 #                                        links, static library, header, module map, xtnet.pc
@@ -23,7 +24,7 @@ ABI := $(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
 SONAME := libxtnet.so.$(ABI)
 INSTALL_BUILD := target/install/$(if $(filter release,$(PROFILE)),release,debug)
 
-.PHONY: demo test examples bench header install clean
+.PHONY: demo test examples bench soak fuzz header install clean
 
 demo:
 	$(CARGO) build --release
@@ -42,6 +43,21 @@ examples:
 
 bench:
 	$(CARGO) bench --bench echo
+
+# Not in CI: a long run of verified traffic (RELIABILITY.md).
+SOAK_SECONDS ?= 60
+SOAK_CONNECTIONS ?= 4000
+soak:
+	$(CARGO) bench --bench soak -- --seconds $(SOAK_SECONDS) --connections $(SOAK_CONNECTIONS)
+
+# Needs a nightly toolchain and cargo-fuzz (cargo install cargo-fuzz); see fuzz/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := framer http_request c_arguments
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	    mkdir -p corpus-run/$$t && cp corpus/$$t/* corpus-run/$$t/ && \
+	    cargo +nightly fuzz run $$t corpus-run/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 header:
 	XTNET_BLESS=1 $(CARGO) test --test header

@@ -229,7 +229,8 @@ impl Connection {
     }
 
     pub(super) fn take_debug_panic(&self) -> bool {
-        self.debug_panic.swap(false, Ordering::SeqCst)
+        // A plain load first: this is asked at every step of every connection.
+        self.debug_panic.load(Ordering::Relaxed) && self.debug_panic.swap(false, Ordering::SeqCst)
     }
 
     /// Wakes the connection's task to look at its state again.
