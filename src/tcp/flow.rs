@@ -52,6 +52,8 @@ pub(crate) struct Flow {
 pub(crate) enum Pace {
     /// Read more.
     Read,
+    /// The peer closed and everything read was delivered: the connection may end.
+    Drained,
     /// Do not read: a wake comes when that changes (the reader has registered its waker).
     Paused,
     /// The state changed while deciding: decide again.
@@ -86,7 +88,12 @@ impl Flow {
 /// event waits until everything read was delivered).
 pub(crate) fn pace<R: Reader + 'static>(reader: &Arc<R>, eof: bool, backlog: &Backlog) -> Pace {
     let flow = reader.flow();
+    // One look decides both "drained" and "paused": with two, a delivery in between would
+    // leave a closed connection paused with no wake to come.
     let undelivered = flow.undelivered();
+    if eof && undelivered == 0 {
+        return Pace::Drained;
+    }
     if undelivered > FLOW_HIGH || (eof && undelivered > 0) {
         flow.waiting.store(true, Ordering::SeqCst);
         let undelivered = flow.undelivered();
@@ -97,9 +104,6 @@ pub(crate) fn pace<R: Reader + 'static>(reader: &Arc<R>, eof: bool, backlog: &Ba
         return Pace::Paused;
     }
     flow.waiting.store(false, Ordering::Relaxed);
-    if eof {
-        return Pace::Paused;
-    }
     if backlog.over() {
         if !flow.parked.swap(true, Ordering::SeqCst) {
             backlog.parked.lock().push(reader.clone());
@@ -293,12 +297,24 @@ mod tests {
             1,
             "the last delivery wakes it to end the connection"
         );
-        assert_eq!(
-            pace(&r, true, &backlog),
-            Pace::Paused,
-            "nothing to read after EOF"
-        );
+        assert_eq!(pace(&r, true, &backlog), Pace::Drained, "may end now");
         assert_eq!(r.flow.undelivered(), 0);
+    }
+
+    #[test]
+    fn a_delivery_just_before_the_readers_look_after_end_of_stream_is_not_missed() {
+        // The reader read the last bytes and the end of the stream; the dispatcher delivers
+        // them before the reader looks (the reader was not waiting, so no wake comes). The
+        // reader's look must then say "drained", not "paused": found by tests/c/stress_host.c,
+        // where such a connection waited for ever for its final event.
+        let backlog = Backlog::default();
+        let r = Arc::new(Probe::default());
+        r.flow.queued(10, 1, &backlog);
+        let mut credits = Credits::new(&backlog);
+        credits.add(&r, 10, 1);
+        credits.apply();
+        assert_eq!(wakes(&r), 0, "it was not waiting");
+        assert_eq!(pace(&r, true, &backlog), Pace::Drained);
     }
 
     #[test]

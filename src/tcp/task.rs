@@ -398,13 +398,14 @@ impl Pump {
                     Poll::Pending => {}
                 }
             }
-            if self.eof && !want_write && conn.flow.undelivered() == 0 {
-                return Poll::Ready(Stop::End(lost("the peer closed the connection")));
-            }
-            // Back-pressure (flow.rs): no reading while the host is behind.
+            // Back-pressure (flow.rs): no reading while the host is behind; after the peer
+            // closed, the end once everything read was delivered (and written out).
             match pace(conn, self.eof, &shared.backlog) {
+                Pace::Drained if !want_write => {
+                    return Poll::Ready(Stop::End(lost("the peer closed the connection")))
+                }
+                Pace::Drained | Pace::Paused => {}
                 Pace::Again => continue,
-                Pace::Paused => {}
                 Pace::Read => {
                     if read_this_poll >= READ_BUDGET {
                         // Let other connections run; come back at once.

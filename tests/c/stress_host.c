@@ -20,22 +20,12 @@ typedef struct Host {
     XtContext *ctx;
     uint32_t tcp, udp, http;
     uint16_t http_port;
+    _Atomic int finals_accepted, finals_web, finals_outgoing;
     _Atomic int connected, finals, client_lines, server_lines, datagrams, pages, responses;
     _Atomic uint64_t outgoing[CONNS];
     _Atomic uint64_t web[8];
 } Host;
 
-static bool is_outgoing(Host *h, uint64_t id) {
-    for (int i = 0; i < CONNS; i++)
-        if (atomic_load(&h->outgoing[i]) == id) return true;
-    return false;
-}
-
-static bool is_web(Host *h, uint64_t id) {
-    for (int i = 0; i < 8; i++)
-        if (atomic_load(&h->web[i]) == id) return true;
-    return false;
-}
 
 static void on_connected(void *ud, uint64_t id, const XtConnectionInfo *info) {
     Host *h = ud;
@@ -51,11 +41,12 @@ static void on_connected(void *ud, uint64_t id, const XtConnectionInfo *info) {
 static void on_data(void *ud, const uint8_t *data, size_t len, uint64_t id,
                     const XtConnectionInfo *info) {
     Host *h = ud;
-    if (is_web(h, id)) { /* a raw HTTP client's answer, in one or more chunks */
+    /* Told apart by the info alone (an id may not be stored yet when its first event runs). */
+    if (info->server_id == 0 && info->peer_port == h->http_port) { /* a raw HTTP client */
         if (len >= 15 && memcmp(data, "HTTP/1.1 200 OK", 15) == 0) atomic_fetch_add(&h->responses, 1);
         return;
     }
-    if (info->server_id == 0 && is_outgoing(h, id)) {
+    if (info->server_id == 0) { /* one of our outgoing connections: its echo came back */
         if (atomic_fetch_add(&h->client_lines, 1) % LINES == LINES - 1) xt_disconnect(h->ctx, id);
         return;
     }
@@ -67,8 +58,10 @@ static void on_data(void *ud, const uint8_t *data, size_t len, uint64_t id,
 static void on_error(void *ud, uint64_t id, const XtConnectionInfo *info) {
     Host *h = ud;
     (void)id;
-    (void)info;
     atomic_fetch_add(&h->finals, 1);
+    if (info->server_id) atomic_fetch_add(&h->finals_accepted, 1);
+    else if (info->peer_port == h->http_port) atomic_fetch_add(&h->finals_web, 1);
+    else atomic_fetch_add(&h->finals_outgoing, 1);
 }
 
 static void on_datagram(void *ud, uint32_t server_id, const uint8_t *data, size_t len,
@@ -133,22 +126,30 @@ static int round_trip(int round) {
         atomic_store(&h->web[i], xt_open_tcp_connection(h->ctx, "127.0.0.1", http_port, NULL, 0));
     bad_calls(h);
     int ok = wait_until(&h->client_lines, CONNS * LINES, 10000);
+    int echoes_ok = ok;
     for (int i = 0; i < 8; i++) {
         char req[128];
         int n = snprintf(req, sizeof req, "GET /page/%d?who=stress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", i);
         for (int tries = 0; tries < 200 && xt_send_data(h->ctx, atomic_load(&h->web[i]), (const uint8_t *)req, (size_t)n) == XT_ERR_INVALID_STATE; tries++)
             usleep(5000); /* not connected yet */
     }
-    ok = ok && wait_until(&h->responses, 8, 10000) && wait_until(&h->datagrams, 1, 5000);
+    int pages_ok = wait_until(&h->responses, 8, 10000);
+    int datagrams_ok = wait_until(&h->datagrams, 1, 5000);
+    ok = ok && pages_ok && datagrams_ok;
     /* The last round stops the listener under live connections: they end with 102 too. */
     if (round % 3 == 2) xt_stop_tcp_listener(h->ctx, h->tcp);
-    ok = ok && wait_until(&h->finals, CONNS * 2 + 8, 10000);
+    int finals_ok = wait_until(&h->finals, CONNS * 2 + 8, 10000);
+    ok = ok && finals_ok;
+    if (!ok) printf("round %d waits: echoes %d, pages %d, datagrams %d, finals %d (%d of %d: accepted %d, "
+                    "outgoing %d, web %d)\n", round, echoes_ok, pages_ok, datagrams_ok, finals_ok,
+                    atomic_load(&h->finals), CONNS * 2 + 8, atomic_load(&h->finals_accepted),
+                    atomic_load(&h->finals_outgoing), atomic_load(&h->finals_web));
     xt_context_free(h->ctx); /* every connection's final event came; nothing runs after this */
-    if (getenv("STRESS_VERBOSE")) printf("round %d: connected %d, finals %d, client lines %d, server lines %d, datagrams %d, "
-           "pages %d, responses %d\n", round, atomic_load(&h->connected), atomic_load(&h->finals),
+    int exact = atomic_load(&h->finals) == CONNS * 2 + 8 && atomic_load(&h->server_lines) == CONNS * LINES;
+    if (getenv("STRESS_VERBOSE") || !ok || !exact) printf("round %d: ok %d, connected %d, finals %d, client lines %d, server lines %d, datagrams %d, "
+           "pages %d, responses %d\n", round, ok, atomic_load(&h->connected), atomic_load(&h->finals),
            atomic_load(&h->client_lines), atomic_load(&h->server_lines), atomic_load(&h->datagrams),
            atomic_load(&h->pages), atomic_load(&h->responses));
-    int exact = atomic_load(&h->finals) == CONNS * 2 + 8 && atomic_load(&h->server_lines) == CONNS * LINES;
     free(h);
     return ok && exact ? 0 : 10 + round;
 }
