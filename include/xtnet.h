@@ -207,6 +207,12 @@
 #define XT_OPT_PEER_LOOKUP_MS 10
 
 /**
+ * A deferred HTTP request (`xt_http_response_defer`) not answered by `xt_http_reply` within
+ * this gets 504; default 30000.
+ */
+#define XT_OPT_HTTP_DEFER_TIMEOUT_MS 11
+
+/**
  * How callbacks are run. Taken as `uint32_t` at the boundary.
  */
 typedef enum XtDispatch {
@@ -619,6 +625,44 @@ int32_t xt_http_response_add_header(struct XtHttpResponse *resp, const char *nam
  * `len` bytes.
  */
 int32_t xt_http_response_set_body(struct XtHttpResponse *resp, const uint8_t *data, size_t len);
+
+/**
+ * The request's id: the same number `xt_http_response_defer` returns for it (so a host can
+ * note it before deciding). 0 with `xt_last_error` 106 outside `page_request`, 1001 for NULL.
+ *
+ * # Safety
+ * `r` is NULL or the request of a `page_request` callback.
+ */
+uint64_t xt_http_request_id(const struct XtHttpRequest *r);
+
+/**
+ * In `page_request`: answer this request later, with `xt_http_reply`. The connection waits
+ * (other connections do not); headers added before this call are kept for the answer. Without
+ * an answer within `XT_OPT_HTTP_DEFER_TIMEOUT_MS` (30 s) the client gets 504. Keep-alive and
+ * pipelined requests on the connection stay in order (the next waits for this answer).
+ *
+ * Returns the request id (never 0), or 0 with `xt_last_error` set: 106 outside
+ * `page_request` or when already deferred, 1001 for NULL.
+ *
+ * # Safety
+ * `resp` is NULL or the response of a `page_request` callback.
+ */
+uint64_t xt_http_response_defer(struct XtHttpResponse *resp);
+
+/**
+ * Answers request `request_id`, deferred with `xt_http_response_defer`: `status` (100..=999),
+ * `content_type` (NULL: the headers set before deferring, else text/html for a body) and the
+ * body (`len` bytes, copied). Any thread (also from inside another callback), once.
+ *
+ * Returns `XT_OK`; 106 when the request is not waiting (already answered, timed out with 504,
+ * its client left or its listener stopped); 1001 for NULL ctx, a bad status or content type,
+ * or NULL body with a length (the request still waits then).
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `content_type` is NULL or NUL-terminated; `body` is NULL
+ * or points to `len` bytes.
+ */
+int32_t xt_http_reply(struct XtContext *ctx, uint64_t request_id, uint16_t status, const char *content_type, const uint8_t *body, size_t len);
 
 /**
  * The library version, "MAJOR.MINOR.PATCH".

@@ -135,6 +135,30 @@ impl Context {
         crate::http::stop_listener(&self.shared, server_id)
     }
 
+    /// Answers HTTP request `request_id`, deferred in `page_request` (any thread, once).
+    pub fn http_reply(
+        &self,
+        request_id: u64,
+        status: u16,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let listener = self
+            .shared
+            .registry
+            .http_listeners()
+            .into_iter()
+            .find(|l| l.deferred.has(request_id))
+            .ok_or_else(|| {
+                Error::invalid_state(format!(
+                    "HTTP request {request_id} is not waiting for an answer (answered, timed out, or its client left)"
+                ))
+            })?;
+        listener
+            .deferred
+            .reply(request_id, status, content_type, body)
+    }
+
     /// Starts a UDP listener; returns its id.
     pub fn start_udp_listener(&self, port: u16) -> Result<u32, Error> {
         self.shared.check_open()?;

@@ -7,7 +7,7 @@
 //! control `tcp/flow.rs`. No lock is held while the host runs.
 
 use crate::dispatch::{self, BatchScope, Writer};
-use crate::http::{HttpListener, HttpRequest, HttpResponse, RequestParts};
+use crate::http::{Answer, HttpListener, HttpRequest, HttpResponse, Later, RequestParts};
 use crate::info::{c_text, canonical_ip, ConnectionInfo, UNKNOWN_MAC, UNKNOWN_NAME};
 use crate::tcp::{Backlog, Connection, Credits};
 use crate::udp::{Datagram, DatagramInfo, UdpListener};
@@ -92,7 +92,7 @@ pub(crate) enum Event {
     PageRequest {
         listener: Arc<HttpListener>,
         request: Box<RequestParts>,
-        reply: oneshot::Sender<HttpResponse>,
+        reply: oneshot::Sender<Answer>,
     },
     /// Every datagram one receive call gave.
     Datagrams {
@@ -214,17 +214,28 @@ fn deliver_datagrams(host: &dyn Host, listener: &UdpListener, datagrams: Vec<Dat
     ran
 }
 
-/// Runs the host's callback for one request; None once the listener is stopped.
+/// Runs the host's callback for one request: its answer now, or where it will arrive (the
+/// host deferred it); None once the listener is stopped.
 fn deliver_page_request(
     host: &dyn Host,
     listener: &HttpListener,
     request: RequestParts,
-) -> Option<HttpResponse> {
+) -> Option<Answer> {
     let _pass = listener.gate.enter()?;
     let request = HttpRequest::new(request);
-    let mut response = HttpResponse::default();
+    let mut response = HttpResponse {
+        later: Some(Later {
+            id: request.id,
+            replies: listener.deferred.clone(),
+        }),
+        ..HttpResponse::default()
+    };
     host.page_request(listener.id, &request, &mut response);
-    Some(response)
+    response.later = None;
+    Some(match response.deferred.take() {
+        Some(later) => Answer::Later(later),
+        None => Answer::Now(response),
+    })
 }
 
 /// Runs a batch of events on this thread for context `ctx_id`; returns how many host callbacks

@@ -16,6 +16,7 @@ pub mod id {
     pub const HTTP_MAX_BODY_BYTES: u32 = 8;
     pub const HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
     pub const PEER_LOOKUP_MS: u32 = 10;
+    pub const HTTP_DEFER_TIMEOUT_MS: u32 = 11;
 }
 
 const GIB: i64 = 1 << 30;
@@ -36,6 +37,8 @@ pub struct Options {
     pub http_max_header_bytes: usize,
     pub http_max_body_bytes: u64,
     pub http_request_timeout: Duration,
+    /// How long a deferred HTTP request waits for its answer before it gets 504.
+    pub http_defer_timeout: Duration,
     pub peer_lookup: Duration,
     /// `None`: listeners bind every interface, IPv6 and IPv4.
     pub bind_address: Option<IpAddr>,
@@ -53,6 +56,7 @@ impl Default for Options {
             http_max_header_bytes: 16 << 10,
             http_max_body_bytes: 8 << 20,
             http_request_timeout: Duration::from_millis(10_000),
+            http_defer_timeout: Duration::from_millis(30_000),
             peer_lookup: Duration::from_millis(250),
             bind_address: None,
         }
@@ -110,6 +114,10 @@ impl Options {
                 self.peer_lookup =
                     Duration::from_millis(check(value, 0, 60_000, "peer lookup time")? as u64)
             }
+            id::HTTP_DEFER_TIMEOUT_MS => {
+                self.http_defer_timeout =
+                    Duration::from_millis(check(value, 1, DAY_MS, "HTTP defer timeout")? as u64)
+            }
             other => return Err(Error::invalid_argument(format!("unknown option {other}"))),
         }
         Ok(())
@@ -129,6 +137,7 @@ impl Options {
             id::HTTP_MAX_BODY_BYTES => self.http_max_body_bytes as i64,
             id::HTTP_REQUEST_TIMEOUT_MS => self.http_request_timeout.as_millis() as i64,
             id::PEER_LOOKUP_MS => self.peer_lookup.as_millis() as i64,
+            id::HTTP_DEFER_TIMEOUT_MS => self.http_defer_timeout.as_millis() as i64,
             _ => return None,
         })
     }

@@ -117,6 +117,12 @@ impl Registry {
         self.next_id()
     }
 
+    /// An HTTP request's id (for answering it later): from the same counter, so it is never
+    /// also a connection's or a listener's.
+    pub(crate) fn new_request_id(&self) -> u64 {
+        self.next_id()
+    }
+
     pub(crate) fn new_listener_id(&self) -> Result<u32, Error> {
         u32::try_from(self.next_id())
             .map_err(|_| Error::invalid_state("no listener ids left in this context"))
@@ -161,6 +167,18 @@ impl Registry {
             .get(&id)
             .map(|l| l.port)
             .ok_or_else(|| Error::invalid_state(format!("no listener with id {id}")))
+    }
+
+    /// Every HTTP listener.
+    pub(crate) fn http_listeners(&self) -> Vec<Arc<HttpListener>> {
+        self.listeners
+            .lock()
+            .values()
+            .filter_map(|l| match &l.state {
+                ListenerState::Http(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Removes listener `id` of `kind` (106 for an unknown, stopped or other-kind id).

@@ -731,3 +731,208 @@ fn a_normal_client_is_served_beside_300_stalled_bodies() {
     );
     assert_eq!(ctx.pages().len(), 1);
 }
+
+/// Deferred replies (XTension's "reply later by unique id"): page_request defers, other
+/// threads answer with xt_http_reply; keep-alive and pipelined requests stay in order.
+#[test]
+fn deferred_requests_are_answered_later_from_other_threads_in_order() {
+    let ctx = Ctx::thread();
+    let (_, port) = ctx.html();
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
+    let tx = parking_lot::Mutex::new(tx);
+    ctx.on_page(move |_, _, page, req, resp| unsafe {
+        let noted = xt_http_request_id(req);
+        assert_ne!(noted, 0);
+        assert_eq!(
+            xt_http_response_add_header(resp, c"X-Before".as_ptr(), c"kept".as_ptr()),
+            XT_OK
+        );
+        let id = xt_http_response_defer(resp);
+        assert_eq!(id, noted, "the id the request carried");
+        assert_eq!(xt_http_response_defer(resp), 0, "once");
+        assert_eq!(xt_last_error(), XT_ERR_INVALID_STATE);
+        tx.lock().send((id, page.path.clone())).unwrap();
+    });
+    // Three worker threads answer whatever comes, in the order it comes.
+    let ptr = ctx.ptr as usize;
+    let rx = Arc::new(parking_lot::Mutex::new(rx));
+    let workers: Vec<_> = (0..3)
+        .map(|w| {
+            let rx = rx.clone();
+            std::thread::spawn(move || {
+                let ctx = ptr as *mut XtContext;
+                while let Ok((id, path)) = rx.lock().recv_timeout(Duration::from_secs(1)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let body = format!("answer to {path} from worker {w}");
+                    let r = unsafe {
+                        xt_http_reply(
+                            ctx,
+                            id,
+                            201,
+                            c"text/plain".as_ptr(),
+                            body.as_ptr(),
+                            body.len(),
+                        )
+                    };
+                    assert_eq!(r, XT_OK);
+                    assert_eq!(
+                        unsafe {
+                            xt_http_reply(ctx, id, 200, std::ptr::null(), std::ptr::null(), 0)
+                        },
+                        XT_ERR_INVALID_STATE,
+                        "a request is answered once"
+                    );
+                }
+            })
+        })
+        .collect();
+    // Three pipelined requests on one keep-alive connection, and two other connections.
+    let mut s = connect(port);
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let others: Vec<_> = ["/a", "/b"]
+        .iter()
+        .map(|p| {
+            let mut c = connect(port);
+            write!(c, "GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            (p.to_string(), c)
+        })
+        .collect();
+    for n in 1..=3 {
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.status, 201);
+        let body = String::from_utf8(r.body.clone()).unwrap();
+        assert!(body.starts_with(&format!("answer to /{n} from")), "{body}");
+        assert_eq!(r.header("x-before"), Some("kept"));
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+    }
+    for (p, mut c) in others {
+        let r = read_response(&mut c, false).unwrap();
+        assert!(String::from_utf8(r.body)
+            .unwrap()
+            .starts_with(&format!("answer to {p}")));
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+#[test]
+fn a_deferred_request_not_answered_in_time_gets_504_and_a_late_reply_106() {
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_HTTP_DEFER_TIMEOUT_MS, 300);
+    let (_, port) = ctx.html();
+    let ids = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = ids.clone();
+    ctx.on_page(move |_, _, _, _, resp| unsafe {
+        seen.lock().push(xt_http_response_defer(resp));
+    });
+    let started = Instant::now();
+    let r = request(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(280) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let id = ids.lock()[0];
+    let late = unsafe { xt_http_reply(ctx.ptr, id, 200, std::ptr::null(), std::ptr::null(), 0) };
+    assert_eq!(late, XT_ERR_INVALID_STATE);
+    // Bad arguments leave a waiting request waiting; unknown ids and NULL ctx are refused.
+    ctx.set(XT_OPT_HTTP_DEFER_TIMEOUT_MS, 5000);
+    let mut s = connect(port);
+    s.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ids.lock().len() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let id = ids.lock()[1];
+    unsafe {
+        assert_eq!(
+            xt_http_reply(ctx.ptr, id, 99, std::ptr::null(), std::ptr::null(), 0),
+            XT_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            xt_http_reply(ctx.ptr, id, 200, c"bad\ntype".as_ptr(), std::ptr::null(), 0),
+            XT_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            xt_http_reply(ctx.ptr, id, 200, std::ptr::null(), std::ptr::null(), 3),
+            XT_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            xt_http_reply(
+                std::ptr::null_mut(),
+                id,
+                200,
+                std::ptr::null(),
+                std::ptr::null(),
+                0
+            ),
+            XT_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            xt_http_reply(ctx.ptr, 987654, 200, std::ptr::null(), std::ptr::null(), 0),
+            XT_ERR_INVALID_STATE
+        );
+        assert_eq!(
+            xt_http_reply(ctx.ptr, id, 200, std::ptr::null(), b"ok".as_ptr(), 2),
+            XT_OK
+        );
+        // Outside page_request there is nothing to defer.
+        assert_eq!(xt_http_response_defer(std::ptr::null_mut()), 0);
+        assert_eq!(xt_last_error(), XT_ERR_INVALID_ARGUMENT);
+    }
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!((r.status, r.body.clone()), (200, b"ok".to_vec()));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+}
+
+#[test]
+fn a_deferred_request_whose_client_left_or_whose_listener_stopped_is_gone() {
+    let ctx = Ctx::thread();
+    let (server, port) = ctx.html();
+    let ids = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = ids.clone();
+    ctx.on_page(move |_, _, _, _, resp| unsafe {
+        seen.lock().push(xt_http_response_defer(resp));
+    });
+    let wait_ids = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ids.lock().len() < n {
+            assert!(Instant::now() < deadline, "page_request did not run");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ids.lock()[n - 1]
+    };
+    // The client resets its connection while its request waits.
+    let s = connect(port);
+    (&s).write_all(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let id = wait_ids(1);
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    // The server notices the reset (its read fails), and the request stops waiting.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        unsafe { xt_http_reply(ctx.ptr, id, 200, std::ptr::null(), std::ptr::null(), 0) },
+        XT_ERR_INVALID_STATE,
+        "a reply to a client that reset is refused"
+    );
+    // The listener stops while a request waits: its client gets 503, the reply 106.
+    let mut s = connect(port);
+    s.write_all(b"GET /stopping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let id = wait_ids(2);
+    assert!(unsafe { xt_stop_html_listener(ctx.ptr, server) });
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        unsafe { xt_http_reply(ctx.ptr, id, 200, std::ptr::null(), std::ptr::null(), 0) },
+        XT_ERR_INVALID_STATE
+    );
+}

@@ -223,3 +223,45 @@ def test_http_pages_answered_inline():
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/")
         assert e.value.code == 404, "no handler: 404"
+
+
+def test_a_page_answered_later_from_another_thread():
+    import threading
+
+    waiting = []
+
+    def on_page(request):
+        waiting.append(request.id)
+        return xtnet.LATER
+
+    with xtnet.Context(on_page_request=on_page) as ctx:
+        listener = ctx.start_html_listener(0)
+        results = {}
+
+        def client(path):
+            with urllib.request.urlopen(f"http://127.0.0.1:{listener.port}{path}") as r:
+                results[path] = (r.status, r.headers["Content-Type"], r.read())
+
+        threads = [threading.Thread(target=client, args=(p,)) for p in ("/a", "/b")]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(waiting) == 2, what="both requests deferred")
+        for rid in waiting:
+            ctx.reply(rid, 202, f"later {rid}", "text/plain")
+        for t in threads:
+            t.join()
+        assert sorted(r[0] for r in results.values()) == [202, 202]
+        assert all(r[1] == "text/plain" for r in results.values())
+        assert sorted(r[2] for r in results.values()) == sorted(f"later {i}".encode() for i in waiting)
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.reply(waiting[0], 200, "twice")
+        assert e.value.code == xtnet.ERR_INVALID_STATE
+
+
+def test_a_deferred_page_not_answered_in_time_gets_504():
+    with xtnet.Context(on_page_request=lambda request: xtnet.LATER) as ctx:
+        ctx.set_option(xtnet.OPT_HTTP_DEFER_TIMEOUT_MS, 200)
+        listener = ctx.start_html_listener(0)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{listener.port}/")
+        assert e.value.code == 504

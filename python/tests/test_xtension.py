@@ -289,3 +289,44 @@ def test_a_privileged_port_error_tells_the_plugin_what_to_use(plugin):
     assert plugin.g["XTStartTCPListener"](80, "\n") == 0
     line = [l for l in plugin.log_lines if l.startswith("XTStartTCPListener(80)")][0]
     assert "error 107" in line and "1024 to 65535" in line, line
+
+
+def test_a_plugin_answers_a_page_later_by_its_request_id(plugin):
+    """XTension's "reply later by unique id": the page waits until a device's answer comes."""
+    g, h, waiting = plugin.g, plugin.handlers_dict, []
+
+    def XTPageRequest(theServerID, theRequestInfo):
+        waiting.append(theRequestInfo[g["xtKeyRequestId"]])
+        return g["xtReplyLater"]
+
+    h["XTPageRequest"] = XTPageRequest
+    h["XTNewConnection"] = lambda cid, info: True
+
+    def XTDataAvailable(theData, theConnectionID, theConnectionInfo):
+        # The device answered: finish every page that waits for it.
+        while waiting:
+            assert g["XTReplyToRequest"](waiting.pop(0), 200, "text/plain", "device says " + theData)
+
+    h["XTDataAvailable"] = XTDataAvailable
+    web = _listener_port(plugin, g["XTStartHTMLListener"](0))
+    device = _listener_port(plugin, g["XTStartTCPListener"](0, "\n"))
+    import threading
+
+    result = {}
+
+    def client():
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/status") as r:
+            result["page"] = (r.status, r.read())
+
+    t = threading.Thread(target=client)
+    t.start()
+    wait_for(lambda: waiting, poll=plugin, what="the deferred page")
+    rid = waiting[0]
+    assert isinstance(rid, str) and rid.isdigit()
+    with socket.create_connection(("127.0.0.1", device)) as s:
+        s.sendall(b"on\n")
+        wait_for(lambda: "page" in result, poll=plugin, what="the answer")
+    t.join()
+    assert result["page"] == (200, b"device says on")
+    assert g["XTReplyToRequest"](rid, 200, "", "again") is False
+    assert any(l.startswith(f"XTReplyToRequest({rid}): error 106") for l in plugin.log_lines)

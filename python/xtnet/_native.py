@@ -199,6 +199,12 @@ _SIGNATURES = {
     "xt_http_response_set_status": (_c.c_int32, [_P, _c.c_uint16]),
     "xt_http_response_add_header": (_c.c_int32, [_P, _S, _S]),
     "xt_http_response_set_body": (_c.c_int32, [_P, _c.c_char_p, _c.c_size_t]),
+    "xt_http_request_id": (_c.c_uint64, [_P]),
+    "xt_http_response_defer": (_c.c_uint64, [_P]),
+    "xt_http_reply": (
+        _c.c_int32,
+        [_P, _c.c_uint64, _c.c_uint16, _S, _c.c_char_p, _c.c_size_t],
+    ),
 }
 
 

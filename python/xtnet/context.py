@@ -41,6 +41,7 @@ OPT_HTTP_MAX_HEADER_BYTES = 7
 OPT_HTTP_MAX_BODY_BYTES = 8
 OPT_HTTP_REQUEST_TIMEOUT_MS = 9
 OPT_PEER_LOOKUP_MS = 10
+OPT_HTTP_DEFER_TIMEOUT_MS = 11
 
 STAT_CONNECTIONS = 1
 STAT_LISTENERS = 2
@@ -177,6 +178,7 @@ class Request:
     files: list  # [UploadedFile]
     info: ConnectionInfo  # the requester
     server_id: int = 0
+    id: int = 0  # the request's id: answer it later with Context.reply(id, ...) after LATER
 
     def header(self, name):
         """The first header called `name` (any case), or None."""
@@ -230,7 +232,20 @@ def _read_request(server_id, r):
         files=files,
         info=ConnectionInfo._copy(lib.xt_http_request_info(r)),
         server_id=server_id,
+        id=lib.xt_http_request_id(r),
     )
+
+
+class _Later:
+    """What a page handler returns to answer later: see :data:`LATER`."""
+
+    def __repr__(self):
+        return "xtnet.LATER"
+
+
+#: Returned by a page handler: the request waits for :meth:`Context.reply` with its
+#: ``request.id`` (from any thread), or gets 504 after ``OPT_HTTP_DEFER_TIMEOUT_MS``.
+LATER = _Later()
 
 
 def _as_response(answer):
@@ -485,6 +500,13 @@ class Context:
         data = _data(data)
         _check(lib.xt_send_data(self._live(), int(conn_id), data, len(data)))
 
+    def reply(self, request_id, status=200, body=b"", content_type=None):
+        """Answers an HTTP request its page handler deferred (returned :data:`LATER`): any
+        thread, once. XtError 106 when it no longer waits (answered, timed out, client gone)."""
+        body = _data(body)
+        ctype = None if content_type is None else str(content_type).encode("utf-8")
+        _check(lib.xt_http_reply(self._live(), int(request_id), int(status), ctype, body, len(body)))
+
     def disconnect(self, conn_id):
         """Closes a connection once what was sent is written; on_socket_error (102) follows."""
         _check(lib.xt_disconnect(self._live(), int(conn_id)))
@@ -561,7 +583,12 @@ class Context:
             return
 
         def answer():
-            _write_response(response, _as_response(self.on_page_request(_read_request(sid, request))))
+            result = self.on_page_request(_read_request(sid, request))
+            if result is LATER:
+                if not lib.xt_http_response_defer(response):
+                    raise XtError(lib.xt_last_error(), _text(lib.xt_last_error_message()))
+                return True
+            _write_response(response, _as_response(result))
             return True
 
         if not self._run("on_page_request (answered 500)", answer, failed=False):

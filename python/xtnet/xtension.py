@@ -52,6 +52,10 @@ This project's own names, in the same style, where XTension's page names no call
   ``xtKeyContentType``, ``xtKeyFileData`` as bytes). It returns the page inline: a string (200),
   ``(code, page)`` or ``(code, headersDict, page)``; anything else (or nothing) is answered
   500 and the log says what to return. Without it every request gets 404.
+- Answering later (XTension's "reply later by unique id"): ``XTPageRequest`` returns
+  ``xtReplyLater`` and keeps ``theRequestInfo[xtKeyRequestId]``; later (from any event)
+  ``XTReplyToRequest(theRequestID, theCode, theContentType, thePage)`` answers it (True, or
+  False when it no longer waits). Unanswered within 30 s, the client gets 504.
 - ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
 - ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
   connection, and the log says so once.
@@ -70,6 +74,7 @@ import traceback
 from .context import (
     BROADCAST_ADDRESS,
     ERR_INVALID_ARGUMENT,
+    LATER,
     LOG_WARNING,
     Context,
     HtmlListener,
@@ -109,11 +114,14 @@ xtKeyFieldName = "xtKeyFieldName"
 xtKeyFileName = "xtKeyFileName"
 xtKeyContentType = "xtKeyContentType"
 xtKeyFileData = "xtKeyFileData"
+xtKeyRequestId = "xtKeyRequestId"
+# Returned by XTPageRequest: the page comes later, from XTReplyToRequest.
+xtReplyLater = LATER
 
 CONSTANTS = {
     name: value
     for name, value in globals().items()
-    if name.startswith(("xtKey", "xtError", "xtBroadcast"))
+    if name.startswith(("xtKey", "xtError", "xtBroadcast", "xtReply"))
 }
 
 
@@ -307,6 +315,16 @@ class Plugin:
             f"XTDisconnect({theConnectionID})", lambda: self.ctx.disconnect(int(theConnectionID))
         )
 
+    def XTReplyToRequest(self, theRequestID, theCode, theContentType, thePage):
+        """Answers a page request that XTPageRequest deferred by returning ``xtReplyLater``
+        (its id is ``theRequestInfo[xtKeyRequestId]``). True, or False with the reason in the
+        log (106: it no longer waits — answered, timed out with 504, or its client left)."""
+        ctype = None if theContentType in (None, "") else str(theContentType)
+        return self._try(
+            f"XTReplyToRequest({theRequestID})",
+            lambda: self.ctx.reply(int(theRequestID), int(theCode), _to_bytes(thePage), ctype),
+        )
+
     def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
         try:
             return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
@@ -388,6 +406,7 @@ class Plugin:
             xtKeyHeaders: headers,
             xtKeyFormData: form,
             xtKeyPostData: _to_text(request.body),
+            xtKeyRequestId: str(request.id),
             xtKeyFiles: [
                 {
                     xtKeyFieldName: f.field,
@@ -400,8 +419,8 @@ class Plugin:
         })
         failed = Response(status=500, body="plugin error (see the plugin's log)")
         answer = self._call("XTPageRequest", request.server_id, d, failed=failed)
-        if answer is failed:
-            return failed
+        if answer is failed or answer is LATER:
+            return answer
         if isinstance(answer, (str, bytes)):
             return Response(body=_to_bytes(answer))
         if (

@@ -442,3 +442,79 @@ pub unsafe extern "C" fn xt_http_response_set_body(
         code_of(result)
     })
 }
+
+/// The request's id: the same number `xt_http_response_defer` returns for it (so a host can
+/// note it before deciding). 0 with `xt_last_error` 106 outside `page_request`, 1001 for NULL.
+///
+/// # Safety
+/// `r` is NULL or the request of a `page_request` callback.
+#[no_mangle]
+pub unsafe extern "C" fn xt_http_request_id(r: *const XtHttpRequest) -> u64 {
+    ffi_body!(0, {
+        // SAFETY: per this function's contract.
+        value_or(unsafe { with_request(r, |q, _| q.id) }, 0)
+    })
+}
+
+/// In `page_request`: answer this request later, with `xt_http_reply`. The connection waits
+/// (other connections do not); headers added before this call are kept for the answer. Without
+/// an answer within `XT_OPT_HTTP_DEFER_TIMEOUT_MS` (30 s) the client gets 504. Keep-alive and
+/// pipelined requests on the connection stay in order (the next waits for this answer).
+///
+/// Returns the request id (never 0), or 0 with `xt_last_error` set: 106 outside
+/// `page_request` or when already deferred, 1001 for NULL.
+///
+/// # Safety
+/// `resp` is NULL or the response of a `page_request` callback.
+#[no_mangle]
+pub unsafe extern "C" fn xt_http_response_defer(resp: *mut XtHttpResponse) -> u64 {
+    ffi_body!(0, {
+        let mut id = 0;
+        // SAFETY: per this function's contract.
+        let result = unsafe {
+            with_response(resp, |w| {
+                id = w.defer()?;
+                Ok(())
+            })
+        };
+        value_or(result.map(|()| id), 0)
+    })
+}
+
+/// Answers request `request_id`, deferred with `xt_http_response_defer`: `status` (100..=999),
+/// `content_type` (NULL: the headers set before deferring, else text/html for a body) and the
+/// body (`len` bytes, copied). Any thread (also from inside another callback), once.
+///
+/// Returns `XT_OK`; 106 when the request is not waiting (already answered, timed out with 504,
+/// its client left or its listener stopped); 1001 for NULL ctx, a bad status or content type,
+/// or NULL body with a length (the request still waits then).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `content_type` is NULL or NUL-terminated; `body` is NULL
+/// or points to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xt_http_reply(
+    ctx: *mut XtContext,
+    request_id: u64,
+    status: u16,
+    content_type: *const c_char,
+    body: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        let result = (|| {
+            // SAFETY: per this function's contract.
+            let c = unsafe { context(ctx) }?;
+            // SAFETY: per this function's contract.
+            let body = unsafe { bytes_arg(body, len, "body") }?;
+            let content_type = if content_type.is_null() {
+                None
+            } else {
+                // SAFETY: non-NULL and NUL-terminated per this function's contract.
+                Some(unsafe { str_arg(content_type, "content_type") }?.as_bytes())
+            };
+            c.http_reply(request_id, status, content_type, body)
+        })();
+        code_of(result)
+    })
+}

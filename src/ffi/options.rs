@@ -29,6 +29,9 @@ pub const XT_OPT_HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
 /// in the cache; 0 = cache only (a lookup still starts, for the next connection); default 250,
 /// at most 60000. Other connections and events never wait for it.
 pub const XT_OPT_PEER_LOOKUP_MS: u32 = 10;
+/// A deferred HTTP request (`xt_http_response_defer`) not answered by `xt_http_reply` within
+/// this gets 504; default 30000.
+pub const XT_OPT_HTTP_DEFER_TIMEOUT_MS: u32 = 11;
 
 /// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
 ///
@@ -110,6 +113,7 @@ mod tests {
             (XT_OPT_HTTP_MAX_BODY_BYTES, id::HTTP_MAX_BODY_BYTES),
             (XT_OPT_HTTP_REQUEST_TIMEOUT_MS, id::HTTP_REQUEST_TIMEOUT_MS),
             (XT_OPT_PEER_LOOKUP_MS, id::PEER_LOOKUP_MS),
+            (XT_OPT_HTTP_DEFER_TIMEOUT_MS, id::HTTP_DEFER_TIMEOUT_MS),
         ];
         for (c, core) in pairs {
             assert_eq!(c, core);

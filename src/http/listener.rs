@@ -1,10 +1,12 @@
 //! An HTTP listener as every thread sees it: its limits, the gate its callbacks pass, and the
 //! count of its live connections, so a stop can close them and wait until they are gone.
 
+use super::response::DeferredReplies;
 use crate::dispatch;
 use crate::gate::CallbackGate;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -17,6 +19,8 @@ pub(super) struct Limits {
     pub(super) max_header_bytes: usize,
     pub(super) max_body_bytes: u64,
     pub(super) header_timeout: Duration,
+    /// How long a deferred request waits for `xt_http_reply` before it gets 504.
+    pub(super) defer_timeout: Duration,
 }
 
 pub(crate) struct HttpListener {
@@ -25,6 +29,8 @@ pub(crate) struct HttpListener {
     pub(super) limits: Limits,
     /// Closed by a stop: no `page_request` of this listener after it returns.
     pub(crate) gate: CallbackGate,
+    /// Its requests that wait for an answer from `xt_http_reply`.
+    pub(crate) deferred: Arc<DeferredReplies>,
     closing: AtomicBool,
     closed: Notify,
     /// Live connections, so a stop can wait for them to close.
@@ -39,6 +45,7 @@ impl HttpListener {
             port,
             limits,
             gate: CallbackGate::new(ctx_id),
+            deferred: Arc::default(),
             closing: AtomicBool::new(false),
             closed: Notify::new(),
             live: Mutex::new(0),
@@ -51,6 +58,8 @@ impl HttpListener {
     /// called from a callback, whose own connection waits for that callback to return.
     pub(crate) fn close(&self) {
         self.gate.close_and_wait();
+        // Deferred requests are answered 503 by their connections, which now close.
+        self.deferred.clear();
         self.closing.store(true, Ordering::SeqCst);
         self.closed.notify_waiters();
         if dispatch::dispatching_context() == self.gate.ctx_id() {

@@ -1,27 +1,11 @@
-//! An HTTP request as the host sees it (texts ready to lend to C, forms parsed) and the
-//! response it fills in.
+//! An HTTP request as the host sees it (texts ready to lend to C, forms parsed).
 
-use crate::error::Error;
 use crate::info::{c_text, ConnectionInfo};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http::{HeaderName, HeaderValue, StatusCode};
-use http_body_util::Full;
+use http::header::CONTENT_TYPE;
 use percent_encoding::percent_decode_str;
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
-
-/// The name of a status code's class (RFC 9110 §15), as its reason phrase.
-fn class_reason(status: StatusCode) -> hyper::ext::ReasonPhrase {
-    use hyper::ext::ReasonPhrase;
-    match status.as_u16() / 100 {
-        1 => ReasonPhrase::from_static(b"Informational"),
-        2 => ReasonPhrase::from_static(b"Success"),
-        3 => ReasonPhrase::from_static(b"Redirection"),
-        4 => ReasonPhrase::from_static(b"Client Error"),
-        _ => ReasonPhrase::from_static(b"Server Error"),
-    }
-}
 
 /// A file of a multipart form.
 #[derive(Debug)]
@@ -51,6 +35,8 @@ pub struct HttpRequest {
     pub files: Vec<FilePart>,
     /// The requester.
     pub info: Arc<ConnectionInfo>,
+    /// The request's id: what `xt_http_response_defer` returns and `xt_http_reply` takes.
+    pub id: u64,
 }
 
 fn bytes_text(b: &[u8]) -> CString {
@@ -74,6 +60,7 @@ pub(crate) struct RequestParts {
     body: Bytes,
     multipart: Option<(Fields, Vec<FilePart>)>,
     info: Arc<ConnectionInfo>,
+    pub(crate) id: u64,
 }
 
 /// The request's Content-Type, and whether its media type (parameters aside) is `media`.
@@ -97,6 +84,7 @@ impl RequestParts {
         head: http::request::Parts,
         body: Bytes,
         info: Arc<ConnectionInfo>,
+        id: u64,
     ) -> RequestParts {
         let mut multipart_form = None;
         if let (true, value) = content_type(&head, "multipart/form-data") {
@@ -111,6 +99,7 @@ impl RequestParts {
             body,
             multipart: multipart_form,
             info,
+            id,
         }
     }
 }
@@ -123,6 +112,7 @@ impl HttpRequest {
             body,
             multipart,
             info,
+            id,
         } = parts;
         let uri = &head.uri;
         let path = percent_decode_str(uri.path()).decode_utf8_lossy();
@@ -149,6 +139,7 @@ impl HttpRequest {
             form,
             files,
             info,
+            id,
         }
     }
 
@@ -196,88 +187,5 @@ async fn multipart(
             }),
             None => form.push((name, bytes_text(&data))),
         }
-    }
-}
-
-/// What the host answers. Unset status means 200.
-#[derive(Debug)]
-pub struct HttpResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) body: Bytes,
-}
-
-impl Default for HttpResponse {
-    fn default() -> Self {
-        HttpResponse {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-}
-
-impl HttpResponse {
-    pub fn with_status(status: u16) -> HttpResponse {
-        HttpResponse {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ..HttpResponse::default()
-        }
-    }
-
-    /// A status code from 100 to 999.
-    pub fn set_status(&mut self, status: u16) -> Result<(), Error> {
-        self.status = StatusCode::from_u16(status).map_err(|_| {
-            Error::invalid_argument(format!("{status} is not an HTTP status code (100..=999)"))
-        })?;
-        Ok(())
-    }
-
-    /// Adds a header. Content-Length and Transfer-Encoding are xtnet's to set.
-    pub fn add_header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        let name = HeaderName::from_bytes(name).map_err(|_| {
-            Error::invalid_argument(format!(
-                "not a valid header name: {:?}",
-                String::from_utf8_lossy(name)
-            ))
-        })?;
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-            return Err(Error::invalid_argument(format!(
-                "{name} is set by xtnet from the body"
-            )));
-        }
-        let value = HeaderValue::from_bytes(value)
-            .map_err(|_| Error::invalid_argument(format!("not a valid value for header {name}")))?;
-        self.headers.push((name, value));
-        Ok(())
-    }
-
-    /// The body (copied).
-    pub fn set_body(&mut self, data: &[u8]) {
-        self.body = Bytes::copy_from_slice(data);
-    }
-
-    /// The hyper response; a body without a Content-Type is sent as HTML (an "HTML listener").
-    pub(crate) fn into_hyper(self) -> http::Response<Full<Bytes>> {
-        let needs_type =
-            !self.body.is_empty() && !self.headers.iter().any(|(k, _)| k == CONTENT_TYPE);
-        let mut response = http::Response::new(Full::new(self.body));
-        *response.status_mut() = self.status;
-        if self.status.canonical_reason().is_none() {
-            // A status without a standard phrase gets its class's name (RFC 9110 §15), not
-            // hyper's "<none>".
-            response.extensions_mut().insert(class_reason(self.status));
-        }
-        let headers = response.headers_mut();
-        for (k, v) in self.headers {
-            headers.append(k, v);
-        }
-        if needs_type {
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-        }
-        response
     }
 }

@@ -3,14 +3,17 @@
 //! HEAD, Date and Content-Length, and the automatic 400/414/431 answers.
 //!
 //! `listener.rs` is the listener as every thread sees it, `serve.rs` starting it and its tasks, `message.rs`
-//! the request and response the host sees, `io.rs` the socket as hyper's IO.
+//! the request the host sees, `response.rs` its response and the answers that come later, `io.rs` the socket as hyper's IO.
 
 mod io;
 mod listener;
 mod message;
+mod response;
 mod serve;
 
 pub(crate) use listener::HttpListener;
 pub(crate) use message::RequestParts;
-pub use message::{FilePart, HttpRequest, HttpResponse};
+pub use message::{FilePart, HttpRequest};
+pub use response::HttpResponse;
+pub(crate) use response::{Answer, Later};
 pub(crate) use serve::{start_listener, stop_listener};

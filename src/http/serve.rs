@@ -6,6 +6,7 @@
 use super::io::{HttpIo, SharedStream};
 use super::listener::{HttpListener, Limits, DRAIN_LIMIT};
 use super::message::RequestParts;
+use super::response::Answer;
 use crate::error::Error;
 use crate::events::{Callback, Event, LogLevel};
 use crate::info::ConnectionInfo;
@@ -43,6 +44,7 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
             max_header_bytes: o.http_max_header_bytes,
             max_body_bytes: o.http_max_body_bytes,
             header_timeout: o.http_request_timeout,
+            defer_timeout: o.http_defer_timeout,
         };
         (limits, open_stream_listener(&o, &shared.runtime, port)?)
     };
@@ -337,20 +339,50 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
     if !conn.shared.host.implements(Callback::PageRequest) {
         return error_response(StatusCode::NOT_FOUND, false);
     }
-    let request = Box::new(RequestParts::new(parts, body, conn.info.clone()).await);
+    let id = conn.shared.registry.new_request_id();
+    let request = Box::new(RequestParts::new(parts, body, conn.info.clone(), id).await);
     let (reply, answer) = oneshot::channel();
     conn.shared.queue.push(Event::PageRequest {
         listener: conn.listener.clone(),
         request,
         reply,
     });
+    let later = tokio::select! {
+        biased;
+        answer = answer => match answer {
+            Ok(Answer::Now(response)) => return response.into_hyper(),
+            Ok(Answer::Later(later)) => later,
+            // The listener stopped before the host saw it.
+            Err(_) => return error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+        },
+        _ = conn.listener.closed() => return error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+    };
+    // Deferred: the answer comes from xt_http_reply, within the deadline. Whatever ends this
+    // wait (the answer, the deadline, the connection or the listener going away), the request
+    // stops waiting in the listener's list.
+    let _waiting = StopsWaiting(&conn.listener, id);
     tokio::select! {
         biased;
-        response = answer => match response {
-            Ok(response) => response.into_hyper(),
-            // The listener stopped before the host saw it.
-            Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+        answer = tokio::time::timeout(limits.defer_timeout, later) => match answer {
+            Ok(Ok(response)) => response.into_hyper(),
+            Ok(Err(_)) => error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+            Err(_) => error_response(StatusCode::GATEWAY_TIMEOUT, false),
         },
         _ = conn.listener.closed() => error_response(StatusCode::SERVICE_UNAVAILABLE, true),
+        // The client reset the connection (hyper does not read while it waits for us): the
+        // request is gone, and a reply for it gets 106. (A client that only half-closed still
+        // waits for its answer.)
+        _ = conn.stream.stream.ready(tokio::io::Interest::ERROR) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, true)
+        }
+    }
+}
+
+/// Takes a deferred request off its listener's waiting list when dropped.
+struct StopsWaiting<'a>(&'a HttpListener, u64);
+
+impl Drop for StopsWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.deferred.forget(self.1);
     }
 }

@@ -141,3 +141,6 @@ int main(void) {
 
 /* ---- the C contract, part 2 ---- */
 int32_t (*const p_debug_panic_connection)(XtContext *, uint64_t) = xt_debug_panic_connection;
+uint64_t (*const p_http_response_defer)(XtHttpResponse *) = xt_http_response_defer;
+int32_t (*const p_http_reply)(XtContext *, uint64_t, uint16_t, const char *, const uint8_t *, size_t) = xt_http_reply;
+_Static_assert(XT_OPT_HTTP_DEFER_TIMEOUT_MS == 11, "11");
