@@ -481,7 +481,12 @@ fn stop_closes_connections_and_no_callback_runs_after() {
     });
     let mut idle = connect(port);
     let slow = std::thread::spawn(move || request(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
-    std::thread::sleep(Duration::from_millis(100)); // the slow callback is running
+    // Wait until the slow callback is running (it sleeps 300 ms once it has counted itself).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the slow request never reached the host");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(unsafe { xt_stop_html_listener(ctx.ptr, server) });
     let after = calls.load(Ordering::SeqCst);
     assert_eq!(after, 1, "stop waited for the running callback");
