@@ -113,6 +113,12 @@ pub fn xtnet_example_with_lib(
     args: &[&str],
     lib_dir: &str,
 ) -> Server {
+    // Without the library there, the loader would quietly fall back to this build's (the
+    // examples' run path): a comparison of a build with itself.
+    assert!(
+        std::path::Path::new(lib_dir).join("libxtnet.so").exists(),
+        "no libxtnet.so in {lib_dir} (build the baseline with `cargo build --release`)"
+    );
     let out = c_build::build_c_examples(&c_build::library_dir().join("bench-c-examples"));
     let mut cmd = c_build::example_command(&out.join(example));
     cmd.env("LD_LIBRARY_PATH", lib_dir)
