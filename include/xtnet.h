@@ -153,6 +153,21 @@
 #define XT_ERR_PANIC 1002
 
 /**
+ * The TLS handshake failed (protocol, version, a peer that does not speak TLS).
+ */
+#define XT_ERR_TLS_HANDSHAKE 1010
+
+/**
+ * The peer's certificate is not trusted; `error_message` carries its fingerprint.
+ */
+#define XT_ERR_TLS_UNTRUSTED 1011
+
+/**
+ * A library deadline passed.
+ */
+#define XT_ERR_TIMEOUT 1012
+
+/**
  * Bytes of one framed message; default 1 MiB. Longer ends the connection with 108.
  */
 #define XT_OPT_MAX_MESSAGE_LEN 1
@@ -211,6 +226,26 @@
  * this gets 504; default 30000.
  */
 #define XT_OPT_HTTP_DEFER_TIMEOUT_MS 11
+
+/**
+ * The roots of the web (Mozilla's set) and a check of the server's name (the default).
+ */
+#define XT_TRUST_SYSTEM 0
+
+/**
+ * Only certificates chaining to the certificates in `ca_file` (PEM); the name is checked.
+ */
+#define XT_TRUST_CA_FILE 1
+
+/**
+ * Only a certificate whose SubjectPublicKeyInfo SHA-256 is `pin_sha256`; no name check.
+ */
+#define XT_TRUST_PIN 2
+
+/**
+ * Any certificate (trust on first use): read `info->tls_peer_fingerprint` and pin it next time.
+ */
+#define XT_TRUST_ANY 3
 
 /**
  * How callbacks are run. Taken as `uint32_t` at the boundary.
@@ -294,6 +329,16 @@ typedef struct XtConnectionInfo {
    * xtKeyErrorMessage: in `socket_error` only, else "".
    */
   const char *error_message;
+  /**
+   * Hex SHA-256 of the peer's SubjectPublicKeyInfo (what `XtTlsOptions.pin_sha256` takes);
+   * "" without TLS or without a peer certificate. In a `socket_error` 1011 (untrusted), the
+   * fingerprint of the certificate that was refused.
+   */
+  const char *tls_peer_fingerprint;
+  /**
+   * "TLSv1.3", "TLSv1.2", or "" without TLS.
+   */
+  const char *tls_protocol;
 } XtConnectionInfo;
 
 /**
@@ -379,6 +424,43 @@ typedef struct XtCallbacks {
    */
   void (*log)(void *user_data, int32_t level, const char *message);
 } XtCallbacks;
+
+/**
+ * How a TLS call trusts its peer (and, for listeners, which certificate it presents).
+ * Copied by the call that takes it; files are read during that call. Every pointer may be
+ * NULL where the field does not apply.
+ */
+typedef struct XtTlsOptions {
+  /**
+   * `sizeof(XtTlsOptions)` as the host compiled it: lets the struct grow.
+   */
+  uint32_t struct_size;
+  /**
+   * `XT_TRUST_*`.
+   */
+  uint32_t trust;
+  /**
+   * PEM file of CA certificates, for `XT_TRUST_CA_FILE`.
+   */
+  const char *ca_file;
+  /**
+   * 64 hex digits (any case, ':' allowed), for `XT_TRUST_PIN`.
+   */
+  const char *pin_sha256;
+  /**
+   * The name sent (SNI) and checked; NULL: the host given to the open call (an IP address
+   * is checked against the certificate's IP entries and sends no SNI).
+   */
+  const char *server_name;
+  /**
+   * PEM certificate chain: a listener's certificate, or a client certificate.
+   */
+  const char *cert_file;
+  /**
+   * PEM private key for `cert_file`.
+   */
+  const char *key_file;
+} XtTlsOptions;
 
 #ifdef __cplusplus
 extern "C" {
@@ -825,6 +907,25 @@ int32_t xt_disconnect(struct XtContext *ctx, uint64_t connection_id);
  * `ctx` is NULL or a live context.
  */
 int32_t xt_debug_panic_connection(struct XtContext *ctx, uint64_t connection_id);
+
+/**
+ * Opens an outgoing TLS connection to `host` and `port`, framed on `boundary` as for
+ * `xt_open_tcp_connection`, trusting the peer as `tls` says (NULL: `XT_TRUST_SYSTEM`).
+ * Returns the connection id at once; `connected` follows once the handshake is done (its
+ * info carries `tls_peer_fingerprint` and `tls_protocol`), or one final `socket_error`:
+ * 1011 when the certificate is not trusted (the info and the message carry its fingerprint),
+ * 1010 for other handshake failures (a peer that does not speak TLS, no common version),
+ * 103/refused/unreachable as for TCP, ETIMEDOUT when connect and handshake together take
+ * longer than `XT_OPT_CONNECT_TIMEOUT_MS`. Then it behaves as a TCP connection.
+ *
+ * Returns 0 with `xt_last_error` set: 1001 for NULL ctx or host, a bad `struct_size`, trust
+ * mode, pin, server name or an unreadable CA file; 107 for port 0. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `host` is NULL or NUL-terminated; `boundary` is NULL or
+ * points to `boundary_len` bytes; `tls` is NULL or a valid `XtTlsOptions`.
+ */
+uint64_t xt_open_tls_connection(struct XtContext *ctx, const char *host, uint16_t port, const uint8_t *boundary, size_t boundary_len, const struct XtTlsOptions *tls);
 
 /**
  * Starts a UDP listener on `port` (0: any free port; see `xt_listener_port`). Datagrams go to

@@ -255,7 +255,20 @@ impl Context {
         boundary: &[u8],
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary)
+        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary, None)
+    }
+
+    /// Opens an outgoing TLS connection; `connected` (after the handshake) or a final
+    /// `socket_error` (1011 untrusted, 1010 other handshake failures, ...) follows.
+    pub fn open_tls_connection(
+        &self,
+        host: &str,
+        port: u16,
+        boundary: &[u8],
+        tls: &crate::tls::TlsClient,
+    ) -> Result<u64, Error> {
+        self.shared.check_open()?;
+        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary, Some(tls))
     }
 
     /// Queues bytes on a connection (copied; never blocks).

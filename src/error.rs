@@ -28,6 +28,12 @@ pub const OUT_OF_MEMORY: i32 = 108;
 pub const INVALID_ARGUMENT: i32 = 1001;
 /// A bug inside xtnet was caught at the C boundary.
 pub const PANIC: i32 = 1002;
+/// The TLS handshake failed (protocol, version, a peer that does not speak TLS).
+pub const TLS_HANDSHAKE: i32 = 1010;
+/// The peer's certificate is not trusted; the message carries its fingerprint.
+pub const TLS_UNTRUSTED: i32 = 1011;
+/// A library deadline passed.
+pub const TIMEOUT: i32 = 1012;
 
 /// An error with its stable code and a human-readable message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +135,9 @@ pub fn text(code: i32) -> &'static CStr {
         OUT_OF_MEMORY => c"a buffer limit was reached (message too long or write queue full)",
         INVALID_ARGUMENT => c"invalid argument: NULL, bad UTF-8, unparsable address or bad option",
         PANIC => c"internal error: a bug inside xtnet was caught at the boundary",
+        TLS_HANDSHAKE => c"the TLS handshake failed",
+        TLS_UNTRUSTED => c"the peer's TLS certificate is not trusted",
+        TIMEOUT => c"a deadline passed",
         c if c > 0 && (c as usize) < ERRNO_TEXTS => errno_text(c),
         _ => c"unknown error code",
     }
@@ -180,7 +189,9 @@ mod tests {
 
     #[test]
     fn every_code_has_a_text() {
-        for c in [0, 102, 103, 105, 106, 107, 108, 1001, 1002] {
+        for c in [
+            0, 102, 103, 105, 106, 107, 108, 1001, 1002, 1010, 1011, 1012,
+        ] {
             assert!(!text(c).to_bytes().is_empty());
         }
         assert_eq!(

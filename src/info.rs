@@ -4,6 +4,7 @@
 //! lent to the host without copying; the "unknown" texts are static and a known identity is
 //! shared, so an idle connection carries little.
 
+use crate::tls::TlsInfo;
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct ConnectionInfo {
     pub identity: Option<Arc<PeerIdentity>>,
     /// The listener that accepted it; 0 for an outgoing connection.
     pub server_id: u32,
+    /// For a TLS connection: the peer's fingerprint and the protocol.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// Text for the host: NUL bytes cannot appear in a C string, so they are dropped.
@@ -75,7 +78,18 @@ impl ConnectionInfo {
             peer_port: peer.port(),
             identity: None,
             server_id,
+            tls: None,
         }
+    }
+
+    /// The peer's TLS fingerprint, "" without TLS.
+    pub fn tls_fingerprint(&self) -> &CStr {
+        self.tls.as_ref().map_or(c"", |t| &t.fingerprint)
+    }
+
+    /// "TLSv1.3" / "TLSv1.2", "" without TLS.
+    pub fn tls_protocol(&self) -> &CStr {
+        self.tls.as_ref().map_or(c"", |t| t.protocol)
     }
 
     /// Info for an outgoing connection that never connected: the host as the caller gave it.
@@ -87,6 +101,7 @@ impl ConnectionInfo {
             peer_port: port,
             identity: None,
             server_id: 0,
+            tls: None,
         }
     }
 }

@@ -49,6 +49,8 @@ mod sys;
 /// cbindgen:ignore
 mod tcp;
 /// cbindgen:ignore
+pub mod tls;
+/// cbindgen:ignore
 pub mod udp;
 
 pub use context::{Context, Dispatch};

@@ -8,8 +8,13 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn open_descriptors() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+/// The highest descriptor number open now.
+fn highest_descriptor() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap()
 }
 
 fn set_nofile(n: u64) -> u64 {
@@ -40,15 +45,29 @@ fn out_of_descriptors_is_counted_logged_once_a_second_and_recovers() {
     echo_with(&ctx, b"\n");
     let (server, port) = ctx.listen(b"\n");
     std::thread::sleep(Duration::from_millis(100));
-    // Exactly enough descriptors for the clients below: none is left for the server's accepts.
+    // The clients' sockets first (connecting needs no new descriptor), then no descriptor left
+    // below the limit: every one is in use, holes filled with /dev/null.
     let clients_n = 20;
-    let saved = set_nofile(open_descriptors() + clients_n);
-    let mut clients: Vec<_> = (0..clients_n)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    let sockets: Vec<socket2::Socket> = (0..clients_n)
+        .map(|_| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap())
+        .collect();
+    let saved = set_nofile(highest_descriptor() + 1);
+    let mut fillers = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        fillers.push(f);
+    }
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut clients: Vec<std::net::TcpStream> = sockets
+        .into_iter()
+        .map(|s| {
+            s.connect(&target.into()).expect("connect");
+            s.into()
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(2600));
     let errors = unsafe { xt_get_stat(ctx.ptr, XT_STAT_ACCEPT_ERRORS) };
     let lines = accept_lines(&ctx);
+    drop(fillers);
     set_nofile(saved);
     // Backing off 100 ms between attempts: about 26 in 2.6 s, not thousands.
     assert!((10..=60).contains(&errors), "{errors} failed accepts");

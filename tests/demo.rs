@@ -25,9 +25,14 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
-    let out = c_build::build_c_examples(
-        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples-demo"),
-    );
+    // Built once per run: tests run in parallel, and one must not exec the program while
+    // another's make rewrites it.
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let out = BUILT.get_or_init(|| {
+        c_build::build_c_examples(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples-demo"),
+        )
+    });
     let mut child = c_build::example_command(&out.join("xtdemo"))
         .args(["--tcp-port", "0", "--udp-port", "0", "--http-port", "0"])
         .args(["--max-seconds", "60"])

@@ -484,7 +484,10 @@ fn stop_closes_connections_and_no_callback_runs_after() {
     // Wait until the slow callback is running (it sleeps 300 ms once it has counted itself).
     let deadline = Instant::now() + Duration::from_secs(10);
     while calls.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the slow request never reached the host");
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the host"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(unsafe { xt_stop_html_listener(ctx.ptr, server) });

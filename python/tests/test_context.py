@@ -265,3 +265,67 @@ def test_a_deferred_page_not_answered_in_time_gets_504():
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"http://127.0.0.1:{listener.port}/")
         assert e.value.code == 504
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A self-signed device certificate served by Python's ssl: a line echo on loopback."""
+    import ssl
+    import threading
+
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem"), "-days", "2",
+         "-subj", "/CN=device"], check=True, capture_output=True)
+    fp = subprocess.run(
+        f"openssl x509 -in {d / 'c.pem'} -pubkey -noout | openssl pkey -pubin -outform DER"
+        " | openssl dgst -sha256 -r", shell=True, check=True, capture_output=True, text=True,
+    ).stdout.split()[0]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as conn:
+                    f = conn.makefile("rwb", buffering=0)
+                    for line in f:
+                        f.write(line)
+            except (OSError, ssl.SSLError):
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], fp
+    listener.close()
+
+
+def test_tls_trust_on_first_use_then_pinned(tls_server):
+    port, fingerprint = tls_server
+    seen, ends = [], []
+    with xtnet.Context(
+        on_connected=lambda cid, info: seen.append(info),
+        on_data=lambda cid, data, info: seen.append(data),
+        on_socket_error=lambda cid, info: ends.append(info),
+    ) as ctx:
+        cid = ctx.open_tls_connection("127.0.0.1", port, b"\n", trust=xtnet.TRUST_ANY)
+        wait_for(lambda: seen, what="connected")
+        assert seen[0].tls_peer_fingerprint == fingerprint and seen[0].tls_protocol == "TLSv1.3"
+        ctx.send(cid, "hi\n")
+        wait_for(lambda: b"hi" in seen, what="the echo")
+        pinned = ctx.open_tls_connection("127.0.0.1", port, b"\n", trust=xtnet.TRUST_PIN,
+                                         pin_sha256=fingerprint.upper())
+        wait_for(lambda: len(seen) >= 3, what="the pinned connection")
+        ctx.disconnect(pinned)
+        ctx.open_tls_connection("127.0.0.1", port, b"\n", trust=xtnet.TRUST_PIN,
+                                pin_sha256="00" * 32)
+        wait_for(lambda: any(e.error_number == xtnet.ERR_TLS_UNTRUSTED for e in ends),
+                 what="the refused pin")
+        refused = [e for e in ends if e.error_number == xtnet.ERR_TLS_UNTRUSTED][0]
+        assert refused.tls_peer_fingerprint == fingerprint
+        assert fingerprint in refused.error_message

@@ -330,3 +330,38 @@ def test_a_plugin_answers_a_page_later_by_its_request_id(plugin):
     assert result["page"] == (200, b"device says on")
     assert g["XTReplyToRequest"](rid, 200, "", "again") is False
     assert any(l.startswith(f"XTReplyToRequest({rid}): error 106") for l in plugin.log_lines)
+
+
+def test_a_plugin_opens_a_tls_connection_and_pins_the_device(plugin, tmp_path):
+    import ssl
+    import subprocess
+    import threading
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"),
+         "-days", "2", "-subj", "/CN=tv"], check=True, capture_output=True)
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve():
+        for _ in range(2):
+            raw, _ = listener.accept()
+            with sctx.wrap_socket(raw, server_side=True) as conn:
+                conn.sendall(b"welcome\r\n")
+                conn.recv(10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    g, h, events = plugin.g, plugin.handlers_dict, []
+    h["XTConnected"] = lambda cid, info: events.append(("connected", cid, info))
+    h["XTDataAvailable"] = lambda data, cid, info: events.append(("data", data, cid))
+    first = g["XTOpenTLSConnection"]("127.0.0.1", port, "\r\n")
+    wait_for(lambda: ("data", "welcome", first) in events, poll=plugin, what="first use")
+    fp = events[0][2][g["xtKeyTlsFingerprint"]]
+    assert len(fp) == 64 and events[0][2][g["xtKeyTlsProtocol"]] == "TLSv1.3"
+    g["XTDisconnect"](first)
+    second = g["XTOpenTLSConnection"]("127.0.0.1", port, "\r\n", fp)
+    wait_for(lambda: ("data", "welcome", second) in events, poll=plugin, what="pinned")
+    listener.close()

@@ -72,6 +72,20 @@ class XtConnectionInfo(ctypes.Structure):
         ("server_id", ctypes.c_uint32),
         ("error_number", ctypes.c_int32),
         ("error_message", ctypes.c_char_p),
+        ("tls_peer_fingerprint", ctypes.c_char_p),
+        ("tls_protocol", ctypes.c_char_p),
+    ]
+
+
+class XtTlsOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("trust", ctypes.c_uint32),
+        ("ca_file", ctypes.c_char_p),
+        ("pin_sha256", ctypes.c_char_p),
+        ("server_name", ctypes.c_char_p),
+        ("cert_file", ctypes.c_char_p),
+        ("key_file", ctypes.c_char_p),
     ]
 
 
@@ -200,6 +214,10 @@ _SIGNATURES = {
     "xt_http_response_add_header": (_c.c_int32, [_P, _S, _S]),
     "xt_http_response_set_body": (_c.c_int32, [_P, _c.c_char_p, _c.c_size_t]),
     "xt_http_request_id": (_c.c_uint64, [_P]),
+    "xt_open_tls_connection": (
+        _c.c_uint64,
+        [_P, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],
+    ),
     "xt_http_response_defer": (_c.c_uint64, [_P]),
     "xt_http_reply": (
         _c.c_int32,

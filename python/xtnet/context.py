@@ -42,6 +42,13 @@ OPT_HTTP_MAX_BODY_BYTES = 8
 OPT_HTTP_REQUEST_TIMEOUT_MS = 9
 OPT_PEER_LOOKUP_MS = 10
 OPT_HTTP_DEFER_TIMEOUT_MS = 11
+TRUST_SYSTEM = 0
+TRUST_CA_FILE = 1
+TRUST_PIN = 2
+TRUST_ANY = 3
+ERR_TLS_HANDSHAKE = 1010
+ERR_TLS_UNTRUSTED = 1011
+ERR_TIMEOUT = 1012
 
 STAT_CONNECTIONS = 1
 STAT_LISTENERS = 2
@@ -129,6 +136,8 @@ class ConnectionInfo:
     server_id: int  # the listener that accepted it; 0 for an outgoing connection
     error_number: int = 0  # in on_socket_error only
     error_message: str = ""
+    tls_peer_fingerprint: str = ""  # hex SHA-256 of the peer's key; "" without TLS
+    tls_protocol: str = ""  # "TLSv1.3", "TLSv1.2"; "" without TLS
 
     @classmethod
     def _copy(cls, p):
@@ -143,6 +152,8 @@ class ConnectionInfo:
             i.server_id,
             i.error_number,
             _text(i.error_message),
+            _text(i.tls_peer_fingerprint),
+            _text(i.tls_protocol),
         )
 
 
@@ -490,6 +501,27 @@ class Context:
         boundary = _data(boundary)
         cid = lib.xt_open_tcp_connection(
             self._live(), host.encode(), _port(port), boundary, len(boundary)
+        )
+        if not cid:
+            raise _last_error()
+        return cid
+
+    def open_tls_connection(self, host, port, boundary=b"\r\n", trust=None, ca_file=None,
+                            pin_sha256=None, server_name=None):
+        """Like :meth:`open_tcp_connection`, over TLS. `trust` is TRUST_SYSTEM (default),
+        TRUST_CA_FILE (with `ca_file`), TRUST_PIN (with `pin_sha256`, the hex SHA-256 of the
+        device's key) or TRUST_ANY (trust on first use: read info.tls_peer_fingerprint and pin
+        it next time). An untrusted certificate ends in on_socket_error 1011 with its
+        fingerprint; other handshake failures 1010."""
+        boundary = _data(boundary)
+        enc = lambda s: None if s is None else str(s).encode("utf-8")  # noqa: E731
+        opts = _native.XtTlsOptions(
+            ctypes.sizeof(_native.XtTlsOptions),
+            TRUST_SYSTEM if trust is None else int(trust),
+            enc(ca_file), enc(pin_sha256), enc(server_name), None, None,
+        )
+        cid = lib.xt_open_tls_connection(
+            self._live(), host.encode(), _port(port), boundary, len(boundary), ctypes.byref(opts)
         )
         if not cid:
             raise _last_error()

@@ -39,6 +39,11 @@ This project's own names, in the same style, where XTension's page names no call
 - ``XTOpenTCPConnection(theAddress, thePort, theBoundryString)`` → the new connection's id, or
   "" on error; then the event ``XTConnected(theConnectionID, theConnectionInfo)`` (or
   ``XTSocketError``: 103 for a name that does not resolve), then ``XTDataAvailable`` as above.
+- ``XTOpenTLSConnection(theAddress, thePort, theBoundryString, thePin)``: the same over TLS,
+  trusting only the device whose key has the SHA-256 ``thePin`` (or, without a pin, any device,
+  whose ``xtKeyTlsFingerprint`` then tells what to pin); an untrusted certificate ends in
+  ``XTSocketError`` 1011. Connection infos carry ``xtKeyTlsFingerprint`` and
+  ``xtKeyTlsProtocol`` ("" without TLS).
 - ``XTStopHTMLListener(id)``.
 - ``XTReceivedDatagram(theData, theServerID, theDatagramInfo)``: the info has
   ``xtKeyRemoteAddress``, ``xtKeyRemotePort`` — here the SENDER's port, what a reply goes to
@@ -115,6 +120,8 @@ xtKeyFileName = "xtKeyFileName"
 xtKeyContentType = "xtKeyContentType"
 xtKeyFileData = "xtKeyFileData"
 xtKeyRequestId = "xtKeyRequestId"
+xtKeyTlsFingerprint = "xtKeyTlsFingerprint"
+xtKeyTlsProtocol = "xtKeyTlsProtocol"
 # Returned by XTPageRequest: the page comes later, from XTReplyToRequest.
 xtReplyLater = LATER
 
@@ -161,6 +168,8 @@ def connection_info(info):
         xtKeyUniqueId: info.unique_id,
         xtKeyPeerPort: info.peer_port,
         xtKeyServerId: info.server_id,
+        xtKeyTlsFingerprint: info.tls_peer_fingerprint,
+        xtKeyTlsProtocol: info.tls_protocol,
     }
     if info.error_number:
         d[xtKeyErrorNumber] = info.error_number
@@ -324,6 +333,22 @@ class Plugin:
             f"XTReplyToRequest({theRequestID})",
             lambda: self.ctx.reply(int(theRequestID), int(theCode), _to_bytes(thePage), ctype),
         )
+
+    def XTOpenTLSConnection(self, theAddress, thePort, theBoundryString="", thePin=""):
+        """An outgoing TLS connection: with ``thePin`` (the device key's SHA-256, as
+        ``xtKeyTlsFingerprint`` showed it) only that device is trusted, whatever its
+        certificate's names; without it, any certificate is accepted (trust on first use) and
+        ``xtKeyTlsFingerprint`` in ``XTConnected`` tells what to pin. The connection id, or ""
+        on error."""
+        try:
+            trust = 2 if thePin else 3
+            return str(self.ctx.open_tls_connection(
+                str(theAddress), int(thePort), _to_bytes(theBoundryString), trust=trust,
+                pin_sha256=thePin or None,
+            ))
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTOpenTLSConnection({theAddress}, {thePort})", _as_xt_error(e))
+            return ""
 
     def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
         try:

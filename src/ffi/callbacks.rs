@@ -60,6 +60,12 @@ pub struct XtConnectionInfo {
     pub error_number: i32,
     /// xtKeyErrorMessage: in `socket_error` only, else "".
     pub error_message: *const c_char,
+    /// Hex SHA-256 of the peer's SubjectPublicKeyInfo (what `XtTlsOptions.pin_sha256` takes);
+    /// "" without TLS or without a peer certificate. In a `socket_error` 1011 (untrusted), the
+    /// fingerprint of the certificate that was refused.
+    pub tls_peer_fingerprint: *const c_char,
+    /// "TLSv1.3", "TLSv1.2", or "" without TLS.
+    pub tls_protocol: *const c_char,
 }
 
 /// What is known about the sender of a datagram. Borrowed for the duration of the callback.
@@ -217,6 +223,8 @@ pub(crate) fn c_info(
         server_id: info.server_id,
         error_number,
         error_message: error_message.as_ptr(),
+        tls_peer_fingerprint: info.tls_fingerprint().as_ptr(),
+        tls_protocol: info.tls_protocol().as_ptr(),
     }
 }
 
@@ -394,6 +402,8 @@ fn c_info_empty() -> XtConnectionInfo {
         server_id: 0,
         error_number: 0,
         error_message: c"".as_ptr(),
+        tls_peer_fingerprint: c"".as_ptr(),
+        tls_protocol: c"".as_ptr(),
     }
 }
 

@@ -22,6 +22,12 @@ pub const XT_ERR_OUT_OF_MEMORY: i32 = 108;
 pub const XT_ERR_INVALID_ARGUMENT: i32 = 1001;
 /// A bug inside xtnet was caught at the boundary.
 pub const XT_ERR_PANIC: i32 = 1002;
+/// The TLS handshake failed (protocol, version, a peer that does not speak TLS).
+pub const XT_ERR_TLS_HANDSHAKE: i32 = 1010;
+/// The peer's certificate is not trusted; `error_message` carries its fingerprint.
+pub const XT_ERR_TLS_UNTRUSTED: i32 = 1011;
+/// A library deadline passed.
+pub const XT_ERR_TIMEOUT: i32 = 1012;
 
 static VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
@@ -108,6 +114,10 @@ mod tests {
         assert_eq!(
             [XT_ERR_INVALID_ARGUMENT, XT_ERR_PANIC],
             [error::INVALID_ARGUMENT, error::PANIC]
+        );
+        assert_eq!(
+            [XT_ERR_TLS_HANDSHAKE, XT_ERR_TLS_UNTRUSTED, XT_ERR_TIMEOUT],
+            [error::TLS_HANDSHAKE, error::TLS_UNTRUSTED, error::TIMEOUT]
         );
     }
 }

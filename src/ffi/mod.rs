@@ -13,6 +13,7 @@ pub mod http;
 pub mod library;
 pub mod options;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 /// Runs an `extern "C"` body; a panic inside becomes `$default` with `XT_ERR_PANIC` recorded.

@@ -363,6 +363,16 @@ impl Connection {
         Flush::Done
     }
 
+    /// Everything queued, taken (a TLS connection's task writes it through TLS).
+    pub(super) fn take_output(&self) -> BytesMut {
+        std::mem::take(&mut self.out.lock().buf)
+    }
+
+    /// A write went out now (for the idle timeout).
+    pub(super) fn touch(&self) {
+        self.touch_write();
+    }
+
     pub(super) fn has_output(&self) -> bool {
         !self.out.lock().buf.is_empty()
     }
@@ -388,7 +398,9 @@ impl Writer for Connection {
     /// A failed write ends the connection (its task reports it), so there is nothing to log.
     fn flush_batch(&self, here: bool) -> Option<String> {
         self.written_in_batch.store(false, Ordering::Release);
-        if here && !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
+        // Only a plain stream can be written from here; TLS output goes through its task.
+        let plain = self.stream.get().is_some();
+        if here && plain && !self.out.lock().blocked && matches!(self.flush(), Flush::Done) {
             return None;
         }
         self.wake();

@@ -4,8 +4,10 @@ mod connection;
 mod driver;
 mod flow;
 mod listener;
+mod messages;
 mod outgoing;
 mod task;
+mod tls_pump;
 
 pub(crate) use connection::{CloseReason, Connection};
 pub(crate) use driver::Drivers;

@@ -2,21 +2,24 @@
 
 use super::connection::{Connection, Settings, State};
 use super::driver::Drivers;
-use super::task::{ConnTask, Connected};
+use super::task::{ConnTask, ConnectFailed, Connected, Transport};
 use crate::error::{self, Error};
 use crate::shared::Shared;
+use crate::tls::{self, TlsClient};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// Opens a connection to `host` (name or address) and `port`; returns its id at once.
+/// Opens a connection to `host` (name or address) and `port`, over TLS when `tls` says how;
+/// returns its id at once.
 pub(crate) fn open_connection(
     shared: &Arc<Shared>,
     drivers: &Drivers,
     host: &str,
     port: u16,
     boundary: &[u8],
+    tls: Option<&TlsClient>,
 ) -> Result<u64, Error> {
     let host = host.trim();
     if host.is_empty() {
@@ -38,7 +41,14 @@ pub(crate) fn open_connection(
         settings,
     ));
     shared.registry.add_connection(conn.clone());
-    let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout));
+    // The TLS setup is checked now (a bad CA file or server name fails the call).
+    let tls = tls
+        .map(|t| {
+            let (config, verifier) = tls::client_config(t)?;
+            Ok::<_, Error>((config, verifier, tls::server_name(t, host)?))
+        })
+        .transpose()?;
+    let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout, tls));
     let task = ConnTask::outgoing(shared.task_guard(), conn, attempt, host.to_owned(), port);
     drivers.spawn(task);
     Ok(id)
@@ -51,9 +61,62 @@ fn is_invalid_domain(name: &str) -> bool {
     name == "invalid" || name.ends_with(".invalid")
 }
 
-/// Resolves and connects, trying each address in turn within one overall time limit.
-async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Connected, Error> {
+/// A TLS client's setup for one connection.
+type TlsSetup = (
+    Arc<rustls::ClientConfig>,
+    Arc<tls::Verifier>,
+    rustls::pki_types::ServerName<'static>,
+);
+
+/// Resolves and connects, trying each address in turn, then (with `tls`) does the handshake:
+/// all within one overall time limit.
+async fn connect(
+    host: String,
+    port: u16,
+    limit: Option<Duration>,
+    tls: Option<TlsSetup>,
+) -> Result<Connected, ConnectFailed> {
     let host = host.as_str();
+    let attempt = async {
+        let (stream, addr, local_port) = connect_tcp(host, port).await?;
+        let Some((config, verifier, name)) = tls else {
+            return Ok((Transport::Plain(stream), addr, local_port));
+        };
+        let shown = name.to_str().into_owned();
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| ConnectFailed {
+                error: tls::handshake_error(&e, &format!("{host}:{port} ({shown})"), &verifier),
+                // What the peer presented, for the final event's info (to pin it).
+                tls: verifier.presented().map(|f| {
+                    Arc::new(tls::TlsInfo {
+                        fingerprint: std::ffi::CString::new(f).unwrap_or_default(),
+                        protocol: c"",
+                    })
+                }),
+            })?;
+        Ok((Transport::Tls(Box::new(stream)), addr, local_port))
+    };
+    match limit {
+        None => attempt.await,
+        Some(limit) => tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    libc::ETIMEDOUT,
+                    format!(
+                        "connecting to {host}:{port} timed out after {} ms",
+                        limit.as_millis()
+                    ),
+                )
+                .into())
+            }),
+    }
+}
+
+/// Resolves and connects, trying each address in turn.
+async fn connect_tcp(host: &str, port: u16) -> Result<(TcpStream, SocketAddr, u16), Error> {
     let attempt = async {
         let bare = host
             .strip_prefix('[')
@@ -91,20 +154,7 @@ async fn connect(host: String, port: u16, limit: Option<Duration>) -> Result<Con
         }
         Err(last)
     };
-    match limit {
-        None => attempt.await,
-        Some(limit) => tokio::time::timeout(limit, attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    libc::ETIMEDOUT,
-                    format!(
-                        "connecting to {host}:{port} timed out after {} ms",
-                        limit.as_millis()
-                    ),
-                ))
-            }),
-    }
+    attempt.await
 }
 
 #[cfg(test)]

@@ -11,13 +11,14 @@
 
 use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State};
 use super::flow::{pace, Pace};
+use super::messages::{lost, queue_messages, too_long_end};
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};
 use crate::framing::Framer;
 use crate::info::{ConnectionInfo, PeerIdentity};
 use crate::peer::Identify;
 use crate::shared::{Shared, TaskGuard};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -30,6 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::client::TlsStream;
 
 /// Bytes read from a socket in one system call.
 const READ_CHUNK: usize = 64 << 10;
@@ -45,12 +47,26 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-fn lost(message: &str) -> Error {
-    Error::new(error::LOST_CONNECTION, message)
+/// What a successful connect gives: the transport, the peer's address and the local port.
+pub(crate) type Connected = (Transport, SocketAddr, u16);
+
+/// Why a connect failed, and (for TLS) the certificate the peer presented.
+pub(crate) struct ConnectFailed {
+    pub(crate) error: Error,
+    pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
-/// What a successful connect gives: the stream, the peer's address and the local port.
-pub(crate) type Connected = (TcpStream, SocketAddr, u16);
+impl From<Error> for ConnectFailed {
+    fn from(error: Error) -> Self {
+        ConnectFailed { error, tls: None }
+    }
+}
+
+/// A connected socket, plain or with a finished TLS handshake.
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
 
 /// The task of one connection, from accept (or connect) to its final event.
 ///
@@ -65,7 +81,7 @@ pub(crate) struct ConnTask {
 enum Phase {
     /// Outgoing: resolving and connecting to `dial` (host text, port).
     Connecting {
-        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, ConnectFailed>> + Send>>,
         dial: Box<(String, u16)>,
     },
     /// Connected (accepted or outgoing), waiting a bounded time for the peer's name and MAC
@@ -74,6 +90,8 @@ enum Phase {
     /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
     Asking,
     Open(Pump),
+    /// Open over TLS: the TLS pump (`tls_pump.rs`) until the end.
+    Tls(Pin<Box<dyn Future<Output = Error> + Send>>),
     /// Writing out and closing after a close request; the final event's error.
     Closing(Pin<Box<dyn Future<Output = Error> + Send>>),
     Done,
@@ -85,6 +103,8 @@ struct Identifying {
     info: ConnectionInfo,
     /// None: outgoing (announce `connected`); Some(ask): accepted, ask the host or not.
     ask: Option<bool>,
+    /// A TLS connection's stream (a plain one is attached to the connection).
+    tls: Option<Box<TlsStream<TcpStream>>>,
 }
 
 impl ConnTask {
@@ -98,7 +118,7 @@ impl ConnTask {
         peer: SocketAddr,
         ask: bool,
     ) -> Self {
-        let phase = identify(guard.shared(), &conn, info, peer, Some(ask));
+        let phase = identify(guard.shared(), &conn, info, peer, Some(ask), None);
         ConnTask { guard, conn, phase }
     }
 
@@ -106,7 +126,7 @@ impl ConnTask {
     pub(crate) fn outgoing(
         guard: TaskGuard,
         conn: Arc<Connection>,
-        attempt: Pin<Box<dyn Future<Output = Result<Connected, Error>> + Send>>,
+        attempt: Pin<Box<dyn Future<Output = Result<Connected, ConnectFailed>> + Send>>,
         host: String,
         port: u16,
     ) -> Self {
@@ -184,21 +204,35 @@ impl ConnTask {
                 Phase::Connecting { attempt, dial } => {
                     conn.waker.register(cx.waker());
                     let result = match conn.close_reason() {
-                        Some(reason) => Err(Error::new(error::LOST_CONNECTION, reason.message())),
+                        Some(reason) => {
+                            Err(Error::new(error::LOST_CONNECTION, reason.message()).into())
+                        }
                         None => match attempt.as_mut().poll(cx) {
                             Poll::Pending => return Poll::Pending,
                             Poll::Ready(result) => result,
                         },
                     };
                     match result {
-                        Ok((stream, peer, local_port)) => {
-                            attach(conn, stream);
-                            let info = ConnectionInfo::connected(conn.id, 0, peer, local_port);
-                            identify(shared, conn, info, peer, None)
+                        Ok((transport, peer, local_port)) => {
+                            let mut info = ConnectionInfo::connected(conn.id, 0, peer, local_port);
+                            let tls = match transport {
+                                Transport::Plain(stream) => {
+                                    attach(conn, stream);
+                                    None
+                                }
+                                Transport::Tls(stream) => {
+                                    info.tls =
+                                        Some(Arc::new(crate::tls::info_of(stream.get_ref().1)));
+                                    Some(stream)
+                                }
+                            };
+                            identify(shared, conn, info, peer, None, tls)
                         }
-                        Err(e) => {
-                            conn.set_info(ConnectionInfo::dialing(conn.id, &dial.0, dial.1));
-                            finish(shared, conn, e);
+                        Err(failed) => {
+                            let mut info = ConnectionInfo::dialing(conn.id, &dial.0, dial.1);
+                            info.tls = failed.tls;
+                            conn.set_info(info);
+                            finish(shared, conn, failed.error);
                             Phase::Done
                         }
                     }
@@ -217,11 +251,13 @@ impl ConnTask {
                     else {
                         unreachable!("matched above")
                     };
-                    let Identifying { mut info, ask, .. } = *identifying;
+                    let Identifying {
+                        mut info, ask, tls, ..
+                    } = *identifying;
                     match (identity, ask) {
                         (Ok(identity), _) => {
                             info.identity = identity;
-                            proceed(shared, conn, info, ask)
+                            proceed(shared, conn, info, ask, tls)
                         }
                         // Accepted and closed before the host heard of it: gone without an
                         // event.
@@ -258,6 +294,13 @@ impl ConnTask {
                         Phase::Closing(Box::pin(close_on_request(conn.clone(), reason)))
                     }
                 },
+                Phase::Tls(pump) => match pump.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(end) => {
+                        finish(shared, conn, end);
+                        Phase::Done
+                    }
+                },
                 Phase::Closing(closing) => match closing.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(end) => {
@@ -279,25 +322,42 @@ fn identify(
     mut info: ConnectionInfo,
     peer: SocketAddr,
     ask: Option<bool>,
+    tls: Option<Box<TlsStream<TcpStream>>>,
 ) -> Phase {
     match shared.identify_peer(peer) {
         Identify::Now(identity) => {
             info.identity = identity;
-            proceed(shared, conn, info, ask)
+            proceed(shared, conn, info, ask, tls)
         }
-        Identify::Wait(wait) => Phase::Identifying(Box::new(Identifying { wait, info, ask })),
+        Identify::Wait(wait) => Phase::Identifying(Box::new(Identifying {
+            wait,
+            info,
+            ask,
+            tls,
+        })),
     }
 }
 
 /// The first event of a connection, its info now complete: `new_connection` (accepted, when
 /// the host has that callback) or `connected` (outgoing).
 fn proceed(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     conn: &Arc<Connection>,
     info: ConnectionInfo,
     ask: Option<bool>,
+    tls: Option<Box<TlsStream<TcpStream>>>,
 ) -> Phase {
     conn.set_info(info);
+    if let Some(stream) = tls {
+        // Outgoing over TLS (accepted TLS connections are not made yet).
+        conn.set_state(State::Open);
+        shared.queue.push(Event::Connected { conn: conn.clone() });
+        return Phase::Tls(Box::pin(super::tls_pump::run(
+            shared.clone(),
+            conn.clone(),
+            *stream,
+        )));
+    }
     match ask {
         Some(true) => {
             shared
@@ -504,19 +564,6 @@ fn read(
     }
 }
 
-/// Queues the messages of one read for the host, as one event.
-fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
-    if messages.is_empty() {
-        return;
-    }
-    let bytes: usize = messages.iter().map(Bytes::len).sum();
-    conn.flow.queued(bytes, messages.len(), &shared.backlog);
-    shared.queue.push(Event::Data {
-        conn: conn.clone(),
-        messages,
-    });
-}
-
 async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> Error {
     let stream = conn
         .stream
@@ -560,13 +607,6 @@ async fn close_on_request(conn: Arc<Connection>, reason: CloseReason) -> Error {
     let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
     discard_input(stream);
     lost(reason.message())
-}
-
-fn too_long_end(limit: usize) -> Error {
-    Error::new(
-        error::OUT_OF_MEMORY,
-        format!("a message was longer than the maximum of {limit} bytes"),
-    )
 }
 
 /// Reads and drops input already received, so closing does not answer it with a reset.

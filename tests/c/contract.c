@@ -121,7 +121,8 @@ int32_t (*const p_resp_body)(XtHttpResponse *, const uint8_t *, size_t) = xt_htt
 _Static_assert(sizeof(XtCallbacks) == 80 && offsetof(XtCallbacks, user_data) == 8, "callbacks");
 _Static_assert(offsetof(XtCallbacks, new_connection) == 24 && offsetof(XtCallbacks, log) == 72, "callbacks");
 _Static_assert(offsetof(XtCallbacks, data_available) == 40 && offsetof(XtCallbacks, page_request) == 64, "callbacks");
-_Static_assert(sizeof(XtConnectionInfo) == 56 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
+_Static_assert(sizeof(XtConnectionInfo) == 72 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
+_Static_assert(offsetof(XtConnectionInfo, tls_peer_fingerprint) == 56 && offsetof(XtConnectionInfo, tls_protocol) == 64, "info");
 _Static_assert(offsetof(XtConnectionInfo, peer_port) == 10 && offsetof(XtConnectionInfo, name) == 16, "info");
 _Static_assert(offsetof(XtConnectionInfo, unique_id) == 32 && offsetof(XtConnectionInfo, server_id) == 40, "info");
 _Static_assert(offsetof(XtConnectionInfo, error_number) == 44 && offsetof(XtConnectionInfo, error_message) == 48, "info");
@@ -140,6 +141,17 @@ int main(void) {
 }
 
 /* ---- the C contract, part 2 ---- */
+_Static_assert(XT_ERR_TLS_HANDSHAKE == 1010 && XT_ERR_TLS_UNTRUSTED == 1011 && XT_ERR_TIMEOUT == 1012, "tls codes");
+_Static_assert(XT_TRUST_SYSTEM == 0 && XT_TRUST_CA_FILE == 1 && XT_TRUST_PIN == 2 && XT_TRUST_ANY == 3, "trust");
+_Static_assert(offsetof(XtConnectionInfo, error_message) < offsetof(XtConnectionInfo, tls_peer_fingerprint), "order");
+_Static_assert(offsetof(XtConnectionInfo, tls_peer_fingerprint) < offsetof(XtConnectionInfo, tls_protocol), "order");
+_Static_assert(offsetof(XtTlsOptions, struct_size) == 0, "tls options");
+_Static_assert(offsetof(XtTlsOptions, trust) < offsetof(XtTlsOptions, ca_file), "order");
+_Static_assert(offsetof(XtTlsOptions, ca_file) < offsetof(XtTlsOptions, pin_sha256), "order");
+_Static_assert(offsetof(XtTlsOptions, pin_sha256) < offsetof(XtTlsOptions, server_name), "order");
+_Static_assert(offsetof(XtTlsOptions, server_name) < offsetof(XtTlsOptions, cert_file), "order");
+_Static_assert(offsetof(XtTlsOptions, cert_file) < offsetof(XtTlsOptions, key_file), "order");
+uint64_t (*const p_open_tls)(XtContext *, const char *, uint16_t, const uint8_t *, size_t, const XtTlsOptions *) = xt_open_tls_connection;
 int32_t (*const p_debug_panic_connection)(XtContext *, uint64_t) = xt_debug_panic_connection;
 uint64_t (*const p_http_response_defer)(XtHttpResponse *) = xt_http_response_defer;
 int32_t (*const p_http_reply)(XtContext *, uint64_t, uint16_t, const char *, const uint8_t *, size_t) = xt_http_reply;

@@ -20,6 +20,8 @@ pub use xtnet::ffi::http::*;
 pub use xtnet::ffi::library::*;
 pub use xtnet::ffi::options::*;
 pub use xtnet::ffi::tcp::*;
+#[allow(unused_imports)]
+pub use xtnet::ffi::tls::*;
 pub use xtnet::ffi::udp::*;
 
 /// `XtConnectionInfo` copied out of a callback.
@@ -34,6 +36,8 @@ pub struct Info {
     pub server_id: u32,
     pub error_number: i32,
     pub error_message: String,
+    pub tls_peer_fingerprint: String,
+    pub tls_protocol: String,
 }
 
 fn text(p: *const c_char) -> String {
@@ -58,6 +62,8 @@ impl Info {
             server_id: i.server_id,
             error_number: i.error_number,
             error_message: text(i.error_message),
+            tls_peer_fingerprint: text(i.tls_peer_fingerprint),
+            tls_protocol: text(i.tls_protocol),
         }
     }
 }

@@ -1,0 +1,144 @@
+//! TLS: the options a TLS call takes (`XtTlsOptions`, copied by the call) and outgoing TLS
+//! connections.
+//!
+//! Trust is the device's kind, not only the web's: the web's roots with a name check, a CA
+//! file, a pinned key (a device's self-signed certificate, whatever its names say), or trust on
+//! first use (accept, and read `info->tls_peer_fingerprint` to pin it next time).
+
+use super::context::{context, XtContext};
+use super::{bytes_arg, ffi_body, str_arg, value_or};
+use crate::error::Error;
+use crate::tls::{parse_pin, TlsClient, Trust};
+use std::ffi::c_char;
+
+/// The roots of the web (Mozilla's set) and a check of the server's name (the default).
+pub const XT_TRUST_SYSTEM: u32 = 0;
+/// Only certificates chaining to the certificates in `ca_file` (PEM); the name is checked.
+pub const XT_TRUST_CA_FILE: u32 = 1;
+/// Only a certificate whose SubjectPublicKeyInfo SHA-256 is `pin_sha256`; no name check.
+pub const XT_TRUST_PIN: u32 = 2;
+/// Any certificate (trust on first use): read `info->tls_peer_fingerprint` and pin it next time.
+pub const XT_TRUST_ANY: u32 = 3;
+
+/// How a TLS call trusts its peer (and, for listeners, which certificate it presents).
+/// Copied by the call that takes it; files are read during that call. Every pointer may be
+/// NULL where the field does not apply.
+#[repr(C)]
+pub struct XtTlsOptions {
+    /// `sizeof(XtTlsOptions)` as the host compiled it: lets the struct grow.
+    pub struct_size: u32,
+    /// `XT_TRUST_*`.
+    pub trust: u32,
+    /// PEM file of CA certificates, for `XT_TRUST_CA_FILE`.
+    pub ca_file: *const c_char,
+    /// 64 hex digits (any case, ':' allowed), for `XT_TRUST_PIN`.
+    pub pin_sha256: *const c_char,
+    /// The name sent (SNI) and checked; NULL: the host given to the open call (an IP address
+    /// is checked against the certificate's IP entries and sends no SNI).
+    pub server_name: *const c_char,
+    /// PEM certificate chain: a listener's certificate, or a client certificate.
+    pub cert_file: *const c_char,
+    /// PEM private key for `cert_file`.
+    pub key_file: *const c_char,
+}
+
+/// The optional text of a field: NULL and "" are none.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn opt_str(p: *const c_char, what: &str) -> Result<Option<String>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: per this function's contract.
+    let s = unsafe { str_arg(p, what) }?;
+    Ok((!s.is_empty()).then(|| s.to_owned()))
+}
+
+/// The client side of `tls` (NULL: the defaults).
+///
+/// # Safety
+/// `tls` is NULL or points to an `XtTlsOptions` at least `struct_size` bytes long whose
+/// strings are NULL or NUL-terminated.
+unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
+    if tls.is_null() {
+        return Ok(TlsClient {
+            trust: Trust::System,
+            server_name: None,
+        });
+    }
+    // SAFETY: per this function's contract; the size is checked before the fields are read.
+    let size = unsafe { std::ptr::read_unaligned(tls.cast::<u32>()) } as usize;
+    if size < std::mem::size_of::<XtTlsOptions>() {
+        return Err(Error::invalid_argument(format!(
+            "XtTlsOptions.struct_size is {size}; set it to sizeof(XtTlsOptions)"
+        )));
+    }
+    // SAFETY: the host's struct, at least as large as ours.
+    let o = unsafe { &*tls };
+    // SAFETY: the fields are NULL or NUL-terminated per this function's contract.
+    let (ca_file, pin, server_name) = unsafe {
+        (
+            opt_str(o.ca_file, "ca_file")?,
+            opt_str(o.pin_sha256, "pin_sha256")?,
+            opt_str(o.server_name, "server_name")?,
+        )
+    };
+    let trust = match o.trust {
+        XT_TRUST_SYSTEM => Trust::System,
+        XT_TRUST_CA_FILE => Trust::CaFile(
+            ca_file.ok_or_else(|| Error::invalid_argument("XT_TRUST_CA_FILE needs ca_file"))?,
+        ),
+        XT_TRUST_PIN => {
+            Trust::Pin(parse_pin(&pin.ok_or_else(|| {
+                Error::invalid_argument("XT_TRUST_PIN needs pin_sha256")
+            })?)?)
+        }
+        XT_TRUST_ANY => Trust::Any,
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "unknown trust mode {other}"
+            )))
+        }
+    };
+    Ok(TlsClient { trust, server_name })
+}
+
+/// Opens an outgoing TLS connection to `host` and `port`, framed on `boundary` as for
+/// `xt_open_tcp_connection`, trusting the peer as `tls` says (NULL: `XT_TRUST_SYSTEM`).
+/// Returns the connection id at once; `connected` follows once the handshake is done (its
+/// info carries `tls_peer_fingerprint` and `tls_protocol`), or one final `socket_error`:
+/// 1011 when the certificate is not trusted (the info and the message carry its fingerprint),
+/// 1010 for other handshake failures (a peer that does not speak TLS, no common version),
+/// 103/refused/unreachable as for TCP, ETIMEDOUT when connect and handshake together take
+/// longer than `XT_OPT_CONNECT_TIMEOUT_MS`. Then it behaves as a TCP connection.
+///
+/// Returns 0 with `xt_last_error` set: 1001 for NULL ctx or host, a bad `struct_size`, trust
+/// mode, pin, server name or an unreadable CA file; 107 for port 0. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `host` is NULL or NUL-terminated; `boundary` is NULL or
+/// points to `boundary_len` bytes; `tls` is NULL or a valid `XtTlsOptions`.
+#[no_mangle]
+pub unsafe extern "C" fn xt_open_tls_connection(
+    ctx: *mut XtContext,
+    host: *const c_char,
+    port: u16,
+    boundary: *const u8,
+    boundary_len: usize,
+    tls: *const XtTlsOptions,
+) -> u64 {
+    ffi_body!(0, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let host = unsafe { str_arg(host, "host") }?;
+            // SAFETY: per this function's contract.
+            let boundary = unsafe { bytes_arg(boundary, boundary_len, "boundary") }?;
+            // SAFETY: per this function's contract.
+            let options = unsafe { client_options(tls) }?;
+            c.open_tls_connection(host, port, boundary, &options)
+        });
+        value_or(result, 0)
+    })
+}

@@ -1,0 +1,35 @@
+//! What the pumps (plain and TLS) hand the host: the messages of a read, queued as one event
+//! and counted for flow control, and the ends they report.
+
+use super::connection::Connection;
+use crate::error::{self, Error};
+use crate::events::Event;
+use crate::shared::Shared;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Queues the messages of one read for the host, as one event.
+pub(super) fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
+    if messages.is_empty() {
+        return;
+    }
+    let bytes: usize = messages.iter().map(Bytes::len).sum();
+    conn.flow.queued(bytes, messages.len(), &shared.backlog);
+    shared.queue.push(Event::Data {
+        conn: conn.clone(),
+        messages,
+    });
+}
+
+/// An orderly end (102).
+pub(super) fn lost(message: &str) -> Error {
+    Error::new(error::LOST_CONNECTION, message)
+}
+
+/// A message past the connection's maximum (108).
+pub(super) fn too_long_end(limit: usize) -> Error {
+    Error::new(
+        error::OUT_OF_MEMORY,
+        format!("a message was longer than the maximum of {limit} bytes"),
+    )
+}

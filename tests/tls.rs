@@ -1,0 +1,480 @@
+//! Outgoing TLS through the C surface, against Python's ssl module as the server and with
+//! certificates and fingerprints made by the openssl command: every trust mode, its failure and
+//! code, the fingerprint a host pins, the protocol version, framing and writes over TLS, and a
+//! peer that does not speak TLS.
+
+mod common;
+use common::*;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Certificates for the tests: a CA, a server certificate from it for localhost/127.0.0.1,
+/// and a self-signed one (as devices have).
+struct Pki {
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pki-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.as_path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=xtnet test CA",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "device.key",
+                "-out",
+                "device.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hue-bridge",
+                "-addext",
+                "subjectAltName=DNS:bridge.invalid",
+            ],
+        );
+        Pki { dir }
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).display().to_string()
+    }
+
+    /// The SHA-256 of a certificate's SubjectPublicKeyInfo, as openssl computes it.
+    fn fingerprint(&self, cert: &str) -> String {
+        let spki = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r",
+                self.path(cert)
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8(spki.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// Python's ssl echo server with `cert`; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(pki: &Pki, cert: &str, key: &str, extra: &[&str]) -> Server {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls_echo.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(pki.path(cert))
+            .arg(pki.path(key))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// XtTlsOptions with C strings kept alive beside it.
+struct Options {
+    _texts: Vec<CString>,
+    raw: XtTlsOptions,
+}
+
+fn options(
+    trust: u32,
+    ca_file: Option<&str>,
+    pin: Option<&str>,
+    server_name: Option<&str>,
+) -> Options {
+    let mut texts = Vec::new();
+    let mut keep = |s: Option<&str>| match s {
+        Some(s) => {
+            let c = CString::new(s).unwrap();
+            let p = c.as_ptr();
+            texts.push(c);
+            p
+        }
+        None => std::ptr::null(),
+    };
+    let raw = XtTlsOptions {
+        struct_size: std::mem::size_of::<XtTlsOptions>() as u32,
+        trust,
+        ca_file: keep(ca_file),
+        pin_sha256: keep(pin),
+        server_name: keep(server_name),
+        cert_file: std::ptr::null(),
+        key_file: std::ptr::null(),
+    };
+    Options { _texts: texts, raw }
+}
+
+fn open(ctx: &Ctx, host: &str, port: u16, o: Option<&Options>) -> u64 {
+    let h = CString::new(host).unwrap();
+    let id = unsafe {
+        xt_open_tls_connection(
+            ctx.ptr,
+            h.as_ptr(),
+            port,
+            b"\n".as_ptr(),
+            1,
+            o.map_or(std::ptr::null(), |o| &o.raw),
+        )
+    };
+    assert_ne!(id, 0, "xt_open_tls_connection: {}", last_error_text());
+    id
+}
+
+fn wait_connected(ctx: &Ctx, id: u64) -> Info {
+    let evs = ctx.wait_until("connected", Duration::from_secs(15), |evs| {
+        evs.iter()
+            .any(|e| matches!(e, Ev::Connected(i, _) | Ev::Error(i, _) if *i == id))
+    });
+    match evs.into_iter().find(|e| e.id() == Some(id)).unwrap() {
+        Ev::Connected(_, info) => info,
+        other => panic!("expected connected, got {other:?}"),
+    }
+}
+
+fn echo_round(ctx: &Ctx, id: u64, line: &str) {
+    assert_eq!(ctx.send(id, format!("{line}\n").as_bytes()), XT_OK);
+    ctx.wait_until("the echo", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| matches!(e, Ev::Data(i, d) if *i == id && d == line.as_bytes()))
+    });
+}
+
+#[test]
+fn a_ca_file_trusts_the_server_and_the_info_carries_its_fingerprint_and_protocol() {
+    let pki = Pki::new("ca");
+    let server = Server::start(&pki, "server.pem", "server.key", &[]);
+    let ctx = Ctx::thread();
+    let o = options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None);
+    // By name (SNI and the name checked) and by IP address (checked against the IP entry).
+    for host in ["localhost", "127.0.0.1"] {
+        let id = open(&ctx, host, server.port, Some(&o));
+        let info = wait_connected(&ctx, id);
+        assert_eq!(info.tls_protocol, "TLSv1.3");
+        assert_eq!(info.tls_peer_fingerprint, pki.fingerprint("server.pem"));
+        echo_round(&ctx, id, "hello over TLS");
+        // Framing across records: several messages in one write, one message in pieces.
+        assert_eq!(ctx.send(id, b"a\nb\nc"), XT_OK);
+        assert_eq!(ctx.send(id, b"d\n"), XT_OK);
+        ctx.wait_until("framed echoes", Duration::from_secs(10), |evs| {
+            evs.iter()
+                .any(|e| matches!(e, Ev::Data(i, d) if *i == id && d == b"cd"))
+        });
+        assert_eq!(
+            ctx.data_of(id)[1..],
+            [b"a".to_vec(), b"b".to_vec(), b"cd".to_vec()]
+        );
+        assert_eq!(unsafe { xt_disconnect(ctx.ptr, id) }, XT_OK);
+        let end = ctx.wait_closed(id);
+        assert_eq!(end.error_number, XT_ERR_LOST_CONNECTION);
+        assert_eq!(end.tls_protocol, "TLSv1.3", "the same info in every event");
+    }
+    // A large message in both directions (many TLS records).
+    let id = open(&ctx, "localhost", server.port, Some(&o));
+    wait_connected(&ctx, id);
+    let big = "x".repeat(300_000);
+    echo_round(&ctx, id, &big);
+}
+
+#[test]
+fn untrusted_certificates_end_with_1011_and_the_fingerprint_to_pin() {
+    let pki = Pki::new("untrusted");
+    let server = Server::start(&pki, "server.pem", "server.key", &[]);
+    let device = Server::start(&pki, "device.pem", "device.key", &[]);
+    let ctx = Ctx::thread();
+    let want = pki.fingerprint("server.pem");
+    let cases = [
+        // The web's roots do not know this CA.
+        (
+            "system roots",
+            options(XT_TRUST_SYSTEM, None, None, None),
+            server.port,
+        ),
+        // The right CA, the wrong name.
+        (
+            "wrong name",
+            options(
+                XT_TRUST_CA_FILE,
+                Some(&pki.path("ca.pem")),
+                None,
+                Some("other.example"),
+            ),
+            server.port,
+        ),
+        // A pin of another key.
+        (
+            "wrong pin",
+            options(XT_TRUST_PIN, None, Some(&"00".repeat(32)), None),
+            server.port,
+        ),
+        // A self-signed device certificate is no CA's.
+        (
+            "self-signed",
+            options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None),
+            device.port,
+        ),
+    ];
+    for (what, o, port) in &cases {
+        let id = open(&ctx, "localhost", *port, Some(o));
+        let end = ctx.wait_closed(id);
+        assert_eq!(
+            end.error_number, XT_ERR_TLS_UNTRUSTED,
+            "{what}: {}",
+            end.error_message
+        );
+        let fp = if *port == device.port {
+            pki.fingerprint("device.pem")
+        } else {
+            want.clone()
+        };
+        assert!(
+            end.error_message.contains(&fp),
+            "{what}: {}",
+            end.error_message
+        );
+        assert_eq!(
+            end.tls_peer_fingerprint, fp,
+            "{what}: the info carries what was refused"
+        );
+        assert!(
+            end.error_message.contains("not trusted"),
+            "{what}: {}",
+            end.error_message
+        );
+        assert!(
+            !ctx.events_of(id)
+                .iter()
+                .any(|e| matches!(e, Ev::Connected(..))),
+            "{what}: no connected event"
+        );
+    }
+    // NULL options are the system's trust.
+    let id = open(&ctx, "localhost", server.port, None);
+    assert_eq!(ctx.wait_closed(id).error_number, XT_ERR_TLS_UNTRUSTED);
+}
+
+#[test]
+fn a_pin_trusts_a_device_whatever_its_names_and_any_trusts_on_first_use() {
+    let pki = Pki::new("pin");
+    let device = Server::start(&pki, "device.pem", "device.key", &[]);
+    let ctx = Ctx::thread();
+    // Trust on first use: accept, read the fingerprint...
+    let id = open(
+        &ctx,
+        "127.0.0.1",
+        device.port,
+        Some(&options(XT_TRUST_ANY, None, None, None)),
+    );
+    let first = wait_connected(&ctx, id);
+    assert_eq!(first.tls_peer_fingerprint, pki.fingerprint("device.pem"));
+    echo_round(&ctx, id, "first use");
+    // ...and pin it next time: upper case with colons, as users copy them.
+    let pretty: Vec<String> = first
+        .tls_peer_fingerprint
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap().to_uppercase())
+        .collect();
+    let pin = options(XT_TRUST_PIN, None, Some(&pretty.join(":")), None);
+    let id = open(&ctx, "127.0.0.1", device.port, Some(&pin));
+    let info = wait_connected(&ctx, id);
+    assert_eq!(info.tls_peer_fingerprint, first.tls_peer_fingerprint);
+    echo_round(&ctx, id, "pinned");
+}
+
+#[test]
+fn tls_1_2_and_a_peer_that_does_not_speak_tls() {
+    let pki = Pki::new("versions");
+    let server = Server::start(&pki, "server.pem", "server.key", &["--max-version", "1.2"]);
+    let ctx = Ctx::thread();
+    let o = options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None);
+    let id = open(&ctx, "localhost", server.port, Some(&o));
+    assert_eq!(wait_connected(&ctx, id).tls_protocol, "TLSv1.2");
+    echo_round(&ctx, id, "twelve");
+    // A plain TCP server that answers with text: 1010, not 1011.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = plain.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = plain.accept() {
+            use std::io::Write;
+            let _ = s.write_all(b"220 hello, this is not TLS\r\n");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let id = open(&ctx, "localhost", port, Some(&o));
+    let end = ctx.wait_closed(id);
+    assert_eq!(
+        end.error_number, XT_ERR_TLS_HANDSHAKE,
+        "{}",
+        end.error_message
+    );
+    // A server that accepts and never speaks: the connect timeout bounds the handshake.
+    ctx.set(XT_OPT_CONNECT_TIMEOUT_MS, 300);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let id = open(&ctx, "localhost", port, Some(&o));
+    assert_eq!(ctx.wait_closed(id).error_number, libc::ETIMEDOUT);
+    drop(silent);
+}
+
+#[test]
+fn bad_tls_options_are_refused_at_the_call() {
+    let ctx = Ctx::thread();
+    let host = c"localhost";
+    let call = |o: &Options| unsafe {
+        xt_open_tls_connection(ctx.ptr, host.as_ptr(), 443, std::ptr::null(), 0, &o.raw)
+    };
+    for (what, o) in [
+        (
+            "CA mode without a file",
+            options(XT_TRUST_CA_FILE, None, None, None),
+        ),
+        (
+            "a missing CA file",
+            options(XT_TRUST_CA_FILE, Some("/no/such/ca.pem"), None, None),
+        ),
+        (
+            "pin mode without a pin",
+            options(XT_TRUST_PIN, None, None, None),
+        ),
+        (
+            "a short pin",
+            options(XT_TRUST_PIN, None, Some("abcd"), None),
+        ),
+        ("an unknown mode", options(9, None, None, None)),
+    ] {
+        assert_eq!(call(&o), 0, "{what}");
+        assert_eq!(
+            xt_last_error(),
+            XT_ERR_INVALID_ARGUMENT,
+            "{what}: {}",
+            last_error_text()
+        );
+    }
+    let mut small = options(XT_TRUST_ANY, None, None, None);
+    small.raw.struct_size = 4;
+    assert_eq!(call(&small), 0);
+    assert_eq!(xt_last_error(), XT_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        unsafe {
+            xt_open_tls_connection(
+                std::ptr::null_mut(),
+                host.as_ptr(),
+                1,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+            )
+        },
+        0
+    );
+}
