@@ -14,6 +14,8 @@
 //! - At the end: every accepted connection got exactly one final event, none was lost or
 //!   corrupted, and the context frees in its usual time. Prints the figures (RELIABILITY.md).
 
+mod support;
+
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -210,7 +212,7 @@ fn main() {
     let seconds = arg(&args, "--seconds", 20);
     let connections = arg(&args, "--connections", 2000) as usize;
     let seed = arg(&args, "--seed", 0x5eed);
-    raise_fd_limit();
+    support::raise_fd_limit();
 
     let srv: &'static Server = Box::leak(Box::default());
     let mut cb: XtCallbacks = unsafe { std::mem::zeroed() };
@@ -353,17 +355,4 @@ fn main() {
         && sent == delivered + dropped;
     println!("soak: {}", if ok { "PASS" } else { "FAIL" });
     std::process::exit(if ok { 0 } else { 1 });
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain calls with a live struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
 }
