@@ -909,6 +909,36 @@ int32_t xt_disconnect(struct XtContext *ctx, uint64_t connection_id);
 int32_t xt_debug_panic_connection(struct XtContext *ctx, uint64_t connection_id);
 
 /**
+ * Starts a framed TCP listener over TLS: as `xt_start_tcp_listener`, presenting the PEM
+ * chain `tls->cert_file` with its key `tls->key_file` — or, with neither (or NULL `tls`), a
+ * self-signed certificate made now for this host's names and loopback addresses, whose
+ * fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). No client
+ * certificate is asked. A client's handshake must finish within
+ * `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any event
+ * (the host never hears of it); `new_connection` comes after the handshake, with
+ * `info->tls_protocol` set.
+ *
+ * Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_tcp_listener`, and
+ * 1001 for unreadable or mismatched certificate and key files, a bad `struct_size`, or a
+ * `ca_file` (client certificates are not supported yet). Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes;
+ * `tls` is NULL or a valid `XtTlsOptions`.
+ */
+uint32_t xt_start_tls_listener(struct XtContext *ctx, uint16_t port, const uint8_t *boundary, size_t boundary_len, const struct XtTlsOptions *tls);
+
+/**
+ * The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS listener presents
+ * (what a client pins). Borrowed: valid until the listener stops. NULL with `xt_last_error`
+ * set: 106 for an unknown id or a listener without TLS, 1001 for NULL ctx. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context.
+ */
+const char *xt_listener_fingerprint(struct XtContext *ctx, uint32_t server_id);
+
+/**
  * Opens an outgoing TLS connection to `host` and `port`, framed on `boundary` as for
  * `xt_open_tcp_connection`, trusting the peer as `tls` says (NULL: `XT_TRUST_SYSTEM`).
  * Returns the connection id at once; `connected` follows once the handshake is done (its

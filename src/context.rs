@@ -115,7 +115,24 @@ impl Context {
     /// Starts a framed TCP listener; returns its id.
     pub fn start_tcp_listener(&self, port: u16, boundary: &[u8]) -> Result<u32, Error> {
         self.shared.check_open()?;
-        tcp::start_listener(&self.shared, &self.drivers, port, boundary)
+        tcp::start_listener(&self.shared, &self.drivers, port, boundary, None)
+    }
+
+    /// Starts a framed TCP listener over TLS, presenting `tls`'s certificate (or one made for
+    /// this host); returns its id.
+    pub fn start_tls_listener(
+        &self,
+        port: u16,
+        boundary: &[u8],
+        tls: &crate::tls::TlsServer,
+    ) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        tcp::start_listener(&self.shared, &self.drivers, port, boundary, Some(tls))
+    }
+
+    /// The fingerprint of the certificate a TLS listener presents.
+    pub fn listener_fingerprint(&self, server_id: u32) -> Result<Arc<std::ffi::CString>, Error> {
+        self.shared.registry.listener_fingerprint(server_id)
     }
 
     /// Stops a TCP listener: its socket is closed when this returns; its connections end (102).

@@ -138,7 +138,7 @@ pub(crate) fn stop_all(shared: &Shared) {
 fn end(shared: &Shared, id: u32, listener: Listener, why: CloseReason) {
     listener.stop.stop_and_wait();
     match listener.state {
-        ListenerState::Tcp => {
+        ListenerState::Tcp(_) => {
             for conn in shared.registry.connections(Some(id)) {
                 conn.request_close(why);
             }
@@ -220,7 +220,7 @@ mod tests {
             &shared,
             id,
             4242,
-            ListenerState::Tcp,
+            ListenerState::Tcp(None),
             " (x)",
             fake_task(open.clone()),
         );
@@ -270,7 +270,7 @@ mod tests {
             &shared,
             id,
             1,
-            ListenerState::Tcp,
+            ListenerState::Tcp(None),
             "",
             fake_task(open.clone()),
         )
@@ -292,7 +292,7 @@ mod tests {
                 &shared,
                 id,
                 port as u16,
-                ListenerState::Tcp,
+                ListenerState::Tcp(None),
                 "",
                 fake_task(open.clone()),
             )

@@ -40,10 +40,11 @@ impl ListenerKind {
     }
 }
 
-/// A listener's state that calls by id need (a TCP listener needs none: its connections are
-/// registered on their own).
+/// A listener's state that calls by id need (a TCP listener's connections are registered on
+/// their own).
 pub(crate) enum ListenerState {
-    Tcp,
+    /// A TCP listener; over TLS, the fingerprint of the certificate it presents.
+    Tcp(Option<Arc<std::ffi::CString>>),
     Udp(Arc<UdpListener>),
     Http(Arc<HttpListener>),
 }
@@ -51,7 +52,7 @@ pub(crate) enum ListenerState {
 impl ListenerState {
     pub(crate) fn kind(&self) -> ListenerKind {
         match self {
-            ListenerState::Tcp => ListenerKind::Tcp,
+            ListenerState::Tcp(_) => ListenerKind::Tcp,
             ListenerState::Udp(_) => ListenerKind::Udp,
             ListenerState::Http(_) => ListenerKind::Http,
         }
@@ -167,6 +168,18 @@ impl Registry {
             .get(&id)
             .map(|l| l.port)
             .ok_or_else(|| Error::invalid_state(format!("no listener with id {id}")))
+    }
+
+    /// The fingerprint of the certificate a TLS listener presents (106 for an unknown id or a
+    /// listener without TLS).
+    pub(crate) fn listener_fingerprint(&self, id: u32) -> Result<Arc<std::ffi::CString>, Error> {
+        match self.listeners.lock().get(&id).map(|l| &l.state) {
+            Some(ListenerState::Tcp(Some(f))) => Ok(f.clone()),
+            Some(_) => Err(Error::invalid_state(format!(
+                "listener {id} does not use TLS"
+            ))),
+            None => Err(Error::invalid_state(format!("no listener with id {id}"))),
+        }
     }
 
     /// Every HTTP listener.

@@ -311,3 +311,77 @@ mod tests {
         assert_eq!(hex(&[0, 15, 255]), "000fff");
     }
 }
+
+/// What a TLS listener presents: its own certificate chain and key, or (None) a self-signed
+/// certificate made for this host's names and loopback addresses.
+#[derive(Clone, Debug, Default)]
+pub struct TlsServer {
+    pub cert_and_key: Option<(String, String)>,
+}
+
+/// A listener's server configuration and the fingerprint of the certificate it presents.
+pub(crate) fn server_config(
+    tls: &TlsServer,
+) -> Result<(Arc<rustls::ServerConfig>, CString), Error> {
+    use rustls::pki_types::PrivateKeyDer;
+    let (chain, key) = match &tls.cert_and_key {
+        Some((cert_file, key_file)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+                .map_err(|e| Error::invalid_argument(format!("cannot read {cert_file:?}: {e}")))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::invalid_argument(format!("{cert_file:?} is not PEM: {e}")))?;
+            if chain.is_empty() {
+                return Err(Error::invalid_argument(format!(
+                    "{cert_file:?} holds no certificate"
+                )));
+            }
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+                Error::invalid_argument(format!("cannot read a private key from {key_file:?}: {e}"))
+            })?;
+            (chain, key)
+        }
+        None => {
+            let mut names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            if let Some(host) = crate::sys::nameinfo::host_name() {
+                names.push(host.clone());
+                if !host.contains('.') {
+                    names.push(format!("{host}.local"));
+                }
+            }
+            let made = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| Error::invalid_argument(format!("cannot make a certificate: {e}")))?;
+            let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+            (vec![made.cert.der().clone()], key)
+        }
+    };
+    let fingerprint = spki_sha256(&chain[0])
+        .map(|f| hex(&f))
+        .ok_or_else(|| Error::invalid_argument("the listener's certificate cannot be parsed"))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(error::TLS_HANDSHAKE, format!("TLS setup: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| Error::invalid_argument(format!("certificate and key do not fit: {e}")))?;
+    Ok((
+        Arc::new(config),
+        CString::new(fingerprint).unwrap_or_default(),
+    ))
+}
+
+/// What the host is told about an accepted TLS connection (no client certificate is asked).
+pub(crate) fn server_info_of(conn: &rustls::ServerConnection) -> TlsInfo {
+    let protocol = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => c"TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => c"TLSv1.2",
+        _ => c"",
+    };
+    TlsInfo {
+        fingerprint: CString::default(),
+        protocol,
+    }
+}

@@ -478,3 +478,178 @@ fn bad_tls_options_are_refused_at_the_call() {
         0
     );
 }
+
+fn server_options(cert: Option<&str>, key: Option<&str>) -> Options {
+    let mut o = options(XT_TRUST_ANY, None, None, None);
+    let c = cert.map(|c| CString::new(c).unwrap());
+    let k = key.map(|k| CString::new(k).unwrap());
+    o.raw.cert_file = c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    o.raw.key_file = k.as_ref().map_or(std::ptr::null(), |k| k.as_ptr());
+    o._texts.extend(c);
+    o._texts.extend(k);
+    o
+}
+
+fn tls_listen(ctx: &Ctx, o: Option<&Options>) -> (u32, u16) {
+    let id = unsafe {
+        xt_start_tls_listener(
+            ctx.ptr,
+            0,
+            b"\n".as_ptr(),
+            1,
+            o.map_or(std::ptr::null(), |o| &o.raw),
+        )
+    };
+    assert_ne!(id, 0, "xt_start_tls_listener: {}", last_error_text());
+    (id, unsafe { xt_listener_port(ctx.ptr, id) })
+}
+
+#[test]
+fn a_self_signed_listener_is_pinned_by_its_fingerprint() {
+    let server = Ctx::thread();
+    echo_with(&server, b"\n");
+    let (id, port) = tls_listen(&server, None);
+    let fp = unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(server.ptr, id)) }
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fp.len(), 64);
+    // openssl fetches the certificate and computes the same fingerprint.
+    let seen = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&seen.stdout)
+            .split_whitespace()
+            .next(),
+        Some(fp.as_str())
+    );
+    // An xtnet client that pins it talks to it; the server's events carry the protocol.
+    let client = Ctx::thread();
+    let id_c = open(
+        &client,
+        "127.0.0.1",
+        port,
+        Some(&options(XT_TRUST_PIN, None, Some(&fp), None)),
+    );
+    let info = wait_connected(&client, id_c);
+    assert_eq!(info.tls_peer_fingerprint, fp);
+    echo_round(&client, id_c, "to a pinned listener");
+    let (accepted, ainfo) = server.wait_new(1); // after openssl's
+    assert_eq!(ainfo.tls_protocol, "TLSv1.3");
+    assert_eq!(
+        ainfo.tls_peer_fingerprint, "",
+        "no client certificate is asked"
+    );
+    assert_eq!(server.data_of(accepted), [b"to a pinned listener".to_vec()]);
+    // The system's trust refuses it (self-signed), with the same fingerprint.
+    let refused = open(&client, "localhost", port, None);
+    let end = client.wait_closed(refused);
+    assert_eq!(end.error_number, XT_ERR_TLS_UNTRUSTED);
+    assert_eq!(end.tls_peer_fingerprint, fp);
+    // A plain listener has no fingerprint.
+    let (plain, _) = server.listen(b"\n");
+    assert!(unsafe { xt_listener_fingerprint(server.ptr, plain) }.is_null());
+    assert_eq!(xt_last_error(), XT_ERR_INVALID_STATE);
+}
+
+#[test]
+fn a_listener_with_a_pem_certificate_serves_python_ssl_and_ignores_non_tls_clients() {
+    let pki = Pki::new("listener");
+    let server = Ctx::thread();
+    server.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
+    echo_with(&server, b"\n");
+    let o = server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
+    let (_, port) = tls_listen(&server, Some(&o));
+    let script = format!(
+        "import socket,ssl\n\
+         c=ssl.create_default_context(cafile={ca:?})\n\
+         s=c.wrap_socket(socket.create_connection(('127.0.0.1',{port})),server_hostname='localhost')\n\
+         s.sendall(b'python says hi\\n')\n\
+         f=s.makefile('rb')\n\
+         print(f.readline().decode().strip(), s.version())\n",
+        ca = pki.path("ca.pem"),
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "python says hi TLSv1.3"
+    );
+    // A client that does not speak TLS, and one that says nothing: closed, no event at all.
+    let before = server.events().len();
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    use std::io::{Read, Write};
+    plain.write_all(b"hello in the clear\n").unwrap();
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let _ = plain.read(&mut buf); // an alert, then the close
+    let started = std::time::Instant::now();
+    assert!(
+        matches!(silent.read(&mut buf), Ok(0) | Err(_)),
+        "closed after the handshake deadline"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    std::thread::sleep(Duration::from_millis(200));
+    let new: Vec<_> = server.events()[before..]
+        .iter()
+        .filter(|e| !matches!(e, Ev::Log(..)))
+        .cloned()
+        .collect();
+    assert!(new.is_empty(), "the host heard of them: {new:?}");
+}
+
+#[test]
+fn bad_listener_certificates_are_refused_at_the_call() {
+    let pki = Pki::new("badlistener");
+    let ctx = Ctx::thread();
+    let call =
+        |o: &Options| unsafe { xt_start_tls_listener(ctx.ptr, 0, std::ptr::null(), 0, &o.raw) };
+    for (what, o) in [
+        (
+            "a certificate without its key",
+            server_options(Some(&pki.path("server.pem")), None),
+        ),
+        (
+            "a key that is not the certificate's",
+            server_options(Some(&pki.path("server.pem")), Some(&pki.path("device.key"))),
+        ),
+        (
+            "a missing file",
+            server_options(Some("/no/such.pem"), Some("/no/such.key")),
+        ),
+        ("client certificates", {
+            let mut o = server_options(None, None);
+            let ca = CString::new(pki.path("ca.pem")).unwrap();
+            o.raw.ca_file = ca.as_ptr();
+            o._texts.push(ca);
+            o
+        }),
+    ] {
+        assert_eq!(call(&o), 0, "{what}");
+        assert_eq!(
+            xt_last_error(),
+            XT_ERR_INVALID_ARGUMENT,
+            "{what}: {}",
+            last_error_text()
+        );
+    }
+}

@@ -6,6 +6,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -329,3 +330,27 @@ def test_tls_trust_on_first_use_then_pinned(tls_server):
         refused = [e for e in ends if e.error_number == xtnet.ERR_TLS_UNTRUSTED][0]
         assert refused.tls_peer_fingerprint == fingerprint
         assert fingerprint in refused.error_message
+
+
+def test_a_self_signed_tls_listener_pinned_by_its_fingerprint():
+    got = []
+    with xtnet.Context(on_data=lambda cid, data, info: got.append((data, info))) as ctx:
+        listener = ctx.start_tls_listener(0, b"\n")
+        fp = listener.fingerprint
+        assert len(fp) == 64
+        cid = ctx.open_tls_connection("127.0.0.1", listener.port, b"\n", trust=xtnet.TRUST_PIN,
+                                      pin_sha256=fp)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                ctx.send(cid, b"pinned\n")
+                break
+            except xtnet.XtError:  # 106 until the handshake is done
+                assert time.monotonic() < deadline, "never connected"
+                time.sleep(0.02)
+        wait_for(lambda: got, what="the message")
+        assert got[0][0] == b"pinned" and got[0][1].tls_protocol == "TLSv1.3"
+        plain = ctx.start_tcp_listener(0)
+        with pytest.raises(xtnet.XtError) as e:
+            plain.fingerprint
+        assert e.value.code == xtnet.ERR_INVALID_STATE

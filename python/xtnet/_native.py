@@ -214,6 +214,11 @@ _SIGNATURES = {
     "xt_http_response_add_header": (_c.c_int32, [_P, _S, _S]),
     "xt_http_response_set_body": (_c.c_int32, [_P, _c.c_char_p, _c.c_size_t]),
     "xt_http_request_id": (_c.c_uint64, [_P]),
+    "xt_start_tls_listener": (
+        _c.c_uint32,
+        [_P, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],
+    ),
+    "xt_listener_fingerprint": (_S, [_P, _c.c_uint32]),
     "xt_open_tls_connection": (
         _c.c_uint64,
         [_P, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],

@@ -315,6 +315,15 @@ class TcpListener(_Listener):
         if not lib.xt_stop_tcp_listener(self.ctx._live(), self.id):
             raise _last_error()
 
+    @property
+    def fingerprint(self):
+        """A TLS listener's certificate fingerprint (hex SHA-256 of its key), for clients to
+        pin; XtError 106 for a listener without TLS."""
+        fp = lib.xt_listener_fingerprint(self.ctx._live(), self.id)
+        if fp is None:
+            raise _last_error()
+        return _text(fp)
+
 
 class UdpListener(_Listener):
     kind = "UDP"
@@ -491,6 +500,23 @@ class Context:
         connection's stream into messages (b"" = raw chunks)."""
         boundary = _data(boundary)
         sid = lib.xt_start_tcp_listener(self._live(), _port(port), boundary, len(boundary))
+        if not sid:
+            raise _last_error()
+        return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
+
+    def start_tls_listener(self, port, boundary=b"\r\n", cert_file=None, key_file=None):
+        """A framed TCP listener over TLS, presenting the PEM chain `cert_file` with its
+        `key_file`, or (neither given) a self-signed certificate made for this host; its
+        `fingerprint` is what clients pin."""
+        boundary = _data(boundary)
+        enc = lambda s: None if s is None else str(s).encode("utf-8")  # noqa: E731
+        opts = _native.XtTlsOptions(
+            ctypes.sizeof(_native.XtTlsOptions), TRUST_ANY, None, None, None,
+            enc(cert_file), enc(key_file),
+        )
+        sid = lib.xt_start_tls_listener(
+            self._live(), _port(port), boundary, len(boundary), ctypes.byref(opts)
+        )
         if not sid:
             raise _last_error()
         return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))

@@ -8,8 +8,9 @@
 use super::context::{context, XtContext};
 use super::{bytes_arg, ffi_body, str_arg, value_or};
 use crate::error::Error;
-use crate::tls::{parse_pin, TlsClient, Trust};
+use crate::tls::{parse_pin, TlsClient, TlsServer, Trust};
 use std::ffi::c_char;
+use std::ptr::null;
 
 /// The roots of the web (Mozilla's set) and a check of the server's name (the default).
 pub const XT_TRUST_SYSTEM: u32 = 0;
@@ -102,6 +103,105 @@ unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
         }
     };
     Ok(TlsClient { trust, server_name })
+}
+
+/// The listener side of `tls`: its certificate and key (NULL `tls`, or both files NULL: a
+/// self-signed certificate made for this host).
+///
+/// # Safety
+/// As for `client_options`.
+unsafe fn server_options(tls: *const XtTlsOptions) -> Result<TlsServer, Error> {
+    if tls.is_null() {
+        return Ok(TlsServer::default());
+    }
+    // SAFETY: per this function's contract; the size is checked before the fields are read.
+    let size = unsafe { std::ptr::read_unaligned(tls.cast::<u32>()) } as usize;
+    if size < std::mem::size_of::<XtTlsOptions>() {
+        return Err(Error::invalid_argument(format!(
+            "XtTlsOptions.struct_size is {size}; set it to sizeof(XtTlsOptions)"
+        )));
+    }
+    // SAFETY: the host's struct, at least as large as ours.
+    let o = unsafe { &*tls };
+    // SAFETY: the fields are NULL or NUL-terminated per this function's contract.
+    let (cert, key, ca) = unsafe {
+        (
+            opt_str(o.cert_file, "cert_file")?,
+            opt_str(o.key_file, "key_file")?,
+            opt_str(o.ca_file, "ca_file")?,
+        )
+    };
+    if ca.is_some() {
+        return Err(Error::invalid_argument(
+            "client certificates (ca_file on a listener) are not supported yet",
+        ));
+    }
+    let cert_and_key = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(Error::invalid_argument(
+                "a listener's cert_file and key_file go together",
+            ))
+        }
+    };
+    Ok(TlsServer { cert_and_key })
+}
+
+/// Starts a framed TCP listener over TLS: as `xt_start_tcp_listener`, presenting the PEM
+/// chain `tls->cert_file` with its key `tls->key_file` — or, with neither (or NULL `tls`), a
+/// self-signed certificate made now for this host's names and loopback addresses, whose
+/// fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). No client
+/// certificate is asked. A client's handshake must finish within
+/// `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any event
+/// (the host never hears of it); `new_connection` comes after the handshake, with
+/// `info->tls_protocol` set.
+///
+/// Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_tcp_listener`, and
+/// 1001 for unreadable or mismatched certificate and key files, a bad `struct_size`, or a
+/// `ca_file` (client certificates are not supported yet). Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes;
+/// `tls` is NULL or a valid `XtTlsOptions`.
+#[no_mangle]
+pub unsafe extern "C" fn xt_start_tls_listener(
+    ctx: *mut XtContext,
+    port: u16,
+    boundary: *const u8,
+    boundary_len: usize,
+    tls: *const XtTlsOptions,
+) -> u32 {
+    ffi_body!(0, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let boundary = unsafe { bytes_arg(boundary, boundary_len, "boundary") }?;
+            // SAFETY: per this function's contract.
+            let options = unsafe { server_options(tls) }?;
+            c.start_tls_listener(port, boundary, &options)
+        });
+        value_or(result, 0)
+    })
+}
+
+/// The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS listener presents
+/// (what a client pins). Borrowed: valid until the listener stops. NULL with `xt_last_error`
+/// set: 106 for an unknown id or a listener without TLS, 1001 for NULL ctx. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn xt_listener_fingerprint(
+    ctx: *mut XtContext,
+    server_id: u32,
+) -> *const c_char {
+    ffi_body!(null(), {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| c.listener_fingerprint(server_id));
+        // The registry keeps the text as long as the listener runs.
+        value_or(result.map(|f| f.as_ptr()), null())
+    })
 }
 
 /// Opens an outgoing TLS connection to `host` and `port`, framed on `boundary` as for

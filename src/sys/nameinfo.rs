@@ -29,3 +29,18 @@ pub(crate) fn name_info(address: SocketAddr) -> Option<String> {
     let name = name.trim_end_matches('.');
     (!name.is_empty() && !name.chars().any(char::is_control)).then(|| name.to_owned())
 }
+
+/// This machine's host name (gethostname), if it has one.
+pub(crate) fn host_name() -> Option<String> {
+    let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: `buf` is writable for its length; gethostname NUL-terminates on success (the
+    // last byte stays 0 either way).
+    if unsafe { libc::gethostname(buf.as_mut_ptr(), buf.len() - 1) } != 0 {
+        return None;
+    }
+    // SAFETY: NUL-terminated, see above.
+    let name = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    (!name.is_empty()).then_some(name)
+}

@@ -10,33 +10,44 @@ use crate::lifecycle::{self, AcceptErrors};
 use crate::ports::open_stream_listener;
 use crate::registry::{ListenerState, ListenerStopped};
 use crate::shared::Shared;
+use crate::tls::TlsServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
-/// Starts a framed TCP listener and returns its id; its connections are driven by `drivers`.
+/// Starts a framed TCP listener (over TLS when `tls` says with what) and returns its id; its
+/// connections are driven by `drivers`.
 pub(crate) fn start_listener(
     shared: &Arc<Shared>,
     drivers: &Arc<Drivers>,
     port: u16,
     boundary: &[u8],
+    tls: Option<&TlsServer>,
 ) -> Result<u32, Error> {
-    let (settings, opened) = {
+    let (settings, handshake_timeout) = {
         let o = shared.options.lock();
-        (
-            Settings::new(&o, boundary)?,
-            open_stream_listener(&o, &shared.runtime, port)?,
-        )
+        (Settings::new(&o, boundary)?, o.http_request_timeout)
     };
+    // The certificate before the socket: a bad one fails the call and binds nothing.
+    let tls = tls.map(crate::tls::server_config).transpose()?;
+    let opened = open_stream_listener(&shared.options.lock(), &shared.runtime, port)?;
     let (listener, local_port) = opened;
     let id = shared.registry.new_listener_id()?;
     let drivers = drivers.clone();
-    let detail = format!(" (boundary of {} bytes)", boundary.len());
+    let detail = format!(
+        " (boundary of {} bytes{})",
+        boundary.len(),
+        if tls.is_some() { ", TLS" } else { "" }
+    );
+    let fingerprint = tls.as_ref().map(|(_, f)| Arc::new(f.clone()));
+    let acceptor = tls.map(|(config, _)| TlsAcceptor::from(config));
     lifecycle::start(
         shared,
         id,
         local_port,
-        ListenerState::Tcp,
+        ListenerState::Tcp(fingerprint),
         &detail,
         |shared, stopped| async move {
             let accepting = Accepting {
@@ -45,6 +56,8 @@ pub(crate) fn start_listener(
                 server_id: id,
                 local_port,
                 settings,
+                tls: acceptor,
+                handshake_timeout,
             };
             accepting.run(listener, stopped).await;
         },
@@ -58,6 +71,9 @@ struct Accepting {
     server_id: u32,
     local_port: u16,
     settings: Arc<Settings>,
+    /// A TLS listener's acceptor, and how long its handshakes may take.
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
 }
 
 impl Accepting {
@@ -92,16 +108,30 @@ impl Accepting {
             self.settings.clone(),
         ));
         let info = ConnectionInfo::connected(id, self.server_id, peer, self.local_port);
-        attach(&conn, stream);
         shared.registry.add_connection(conn.clone());
         // The dispatcher always answers (refusing without asking when it must skip the question).
         let ask = shared.host.implements(Callback::NewConnection);
-        self.drivers.spawn(ConnTask::accepted(
-            shared.task_guard(),
-            conn,
-            info,
-            peer,
-            ask,
-        ));
+        let task = match &self.tls {
+            None => {
+                attach(&conn, stream);
+                ConnTask::accepted(shared.task_guard(), conn, info, peer, ask)
+            }
+            Some(acceptor) => {
+                let _ = stream.set_nodelay(true);
+                let (accept, limit) = (acceptor.accept(stream), self.handshake_timeout);
+                let handshake = Box::pin(async move {
+                    match tokio::time::timeout(limit, accept).await {
+                        Ok(Ok(stream)) => Ok(stream),
+                        Ok(Err(e)) => Err(Error::io("TLS handshake failed", &e)),
+                        Err(_) => Err(Error::new(
+                            crate::error::TIMEOUT,
+                            format!("no TLS handshake within {} ms", limit.as_millis()),
+                        )),
+                    }
+                });
+                ConnTask::accepted_tls(shared.task_guard(), conn, info, peer, ask, handshake)
+            }
+        };
+        self.drivers.spawn(task);
     }
 }

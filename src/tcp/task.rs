@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
+use tokio_rustls::server::TlsStream as ServerTlsStream;
 
 /// Bytes read from a socket in one system call.
 const READ_CHUNK: usize = 64 << 10;
@@ -87,8 +88,11 @@ enum Phase {
     /// Connected (accepted or outgoing), waiting a bounded time for the peer's name and MAC
     /// before the first event; the info is set when it ends.
     Identifying(Box<Identifying>),
-    /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`).
-    Asking,
+    /// Accepted over TLS: the handshake, bounded in time, before anything else.
+    Handshaking(Box<Handshaking>),
+    /// Accepted: waiting for the host's `new_connection` answer (see `Connection::decide`);
+    /// a TLS connection's pump waits here too.
+    Asking(Option<PumpFuture>),
     Open(Pump),
     /// Open over TLS: the TLS pump (`tls_pump.rs`) until the end.
     Tls(Pin<Box<dyn Future<Output = Error> + Send>>),
@@ -97,14 +101,25 @@ enum Phase {
     Done,
 }
 
+/// A TLS connection's pump, made once the handshake is done and run once the host said yes.
+type PumpFuture = Pin<Box<dyn Future<Output = Error> + Send>>;
+
+/// An accepted TLS connection's handshake, and what the connection will be told.
+struct Handshaking {
+    handshake: Pin<Box<dyn Future<Output = Result<ServerTlsStream<TcpStream>, Error>> + Send>>,
+    info: ConnectionInfo,
+    peer: SocketAddr,
+    ask: bool,
+}
+
 /// A connection waiting for its peer's identity, and what comes next.
 struct Identifying {
     wait: Pin<Box<dyn Future<Output = Option<Arc<PeerIdentity>>> + Send>>,
     info: ConnectionInfo,
     /// None: outgoing (announce `connected`); Some(ask): accepted, ask the host or not.
     ask: Option<bool>,
-    /// A TLS connection's stream (a plain one is attached to the connection).
-    tls: Option<Box<TlsStream<TcpStream>>>,
+    /// A TLS connection's pump (a plain connection's stream is attached to it instead).
+    tls: Option<PumpFuture>,
 }
 
 impl ConnTask {
@@ -119,6 +134,25 @@ impl ConnTask {
         ask: bool,
     ) -> Self {
         let phase = identify(guard.shared(), &conn, info, peer, Some(ask), None);
+        ConnTask { guard, conn, phase }
+    }
+
+    /// An accepted TLS connection whose handshake `handshake` does (within its deadline);
+    /// then as `accepted`. A failed handshake ends it without any event.
+    pub(crate) fn accepted_tls(
+        guard: TaskGuard,
+        conn: Arc<Connection>,
+        info: ConnectionInfo,
+        peer: SocketAddr,
+        ask: bool,
+        handshake: Pin<Box<dyn Future<Output = Result<ServerTlsStream<TcpStream>, Error>> + Send>>,
+    ) -> Self {
+        let phase = Phase::Handshaking(Box::new(Handshaking {
+            handshake,
+            info,
+            peer,
+            ask,
+        }));
         ConnTask { guard, conn, phase }
     }
 
@@ -223,7 +257,7 @@ impl ConnTask {
                                 Transport::Tls(stream) => {
                                     info.tls =
                                         Some(Arc::new(crate::tls::info_of(stream.get_ref().1)));
-                                    Some(stream)
+                                    Some(pump_for(shared, conn, *stream))
                                 }
                             };
                             identify(shared, conn, info, peer, None, tls)
@@ -272,11 +306,55 @@ impl ConnTask {
                         }
                     }
                 }
-                Phase::Asking => {
+                Phase::Handshaking(h) => {
+                    conn.waker.register(cx.waker());
+                    let done = match conn.close_reason() {
+                        Some(reason) => Err(lost(reason.message())),
+                        None => match h.handshake.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(done) => done,
+                        },
+                    };
+                    let Phase::Handshaking(h) = std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let Handshaking {
+                        mut info,
+                        peer,
+                        ask,
+                        ..
+                    } = *h;
+                    match done {
+                        Ok(stream) => {
+                            info.tls =
+                                Some(Arc::new(crate::tls::server_info_of(stream.get_ref().1)));
+                            let pump = pump_for(shared, conn, stream);
+                            identify(shared, conn, info, peer, Some(ask), Some(pump))
+                        }
+                        // The host never heard of it: gone without an event.
+                        Err(e) => {
+                            shared.log(
+                                LogLevel::Debug,
+                                &format!("TLS connection {} from {peer}: {}", conn.id, e.message),
+                            );
+                            conn.set_state(State::Closed);
+                            shared.registry.remove_connection(conn.id);
+                            Phase::Done
+                        }
+                    }
+                }
+                Phase::Asking(pump) => {
                     conn.waker.register(cx.waker());
                     match conn.state() {
                         State::Deciding => return Poll::Pending,
-                        State::Accepted => Phase::Open(Pump::open(shared, conn, false)),
+                        State::Accepted => match pump.take() {
+                            Some(pump) => {
+                                conn.set_state(State::Open);
+                                Phase::Tls(pump)
+                            }
+                            None => Phase::Open(Pump::open(shared, conn, false)),
+                        },
                         // Refused: closed at once with the last reference, no further event.
                         _ => {
                             shared.registry.remove_connection(conn.id);
@@ -322,7 +400,7 @@ fn identify(
     mut info: ConnectionInfo,
     peer: SocketAddr,
     ask: Option<bool>,
-    tls: Option<Box<TlsStream<TcpStream>>>,
+    tls: Option<PumpFuture>,
 ) -> Phase {
     match shared.identify_peer(peer) {
         Identify::Now(identity) => {
@@ -345,29 +423,46 @@ fn proceed(
     conn: &Arc<Connection>,
     info: ConnectionInfo,
     ask: Option<bool>,
-    tls: Option<Box<TlsStream<TcpStream>>>,
+    tls: Option<PumpFuture>,
 ) -> Phase {
     conn.set_info(info);
-    if let Some(stream) = tls {
-        // Outgoing over TLS (accepted TLS connections are not made yet).
-        conn.set_state(State::Open);
-        shared.queue.push(Event::Connected { conn: conn.clone() });
-        return Phase::Tls(Box::pin(super::tls_pump::run(
-            shared.clone(),
-            conn.clone(),
-            *stream,
-        )));
+    if let Some(pump) = tls {
+        return match ask {
+            Some(true) => {
+                shared
+                    .queue
+                    .push(Event::NewConnection { conn: conn.clone() });
+                Phase::Asking(Some(pump))
+            }
+            Some(false) => {
+                conn.set_state(State::Open);
+                Phase::Tls(pump)
+            }
+            None => {
+                conn.set_state(State::Open);
+                shared.queue.push(Event::Connected { conn: conn.clone() });
+                Phase::Tls(pump)
+            }
+        };
     }
     match ask {
         Some(true) => {
             shared
                 .queue
                 .push(Event::NewConnection { conn: conn.clone() });
-            Phase::Asking
+            Phase::Asking(None)
         }
         Some(false) => Phase::Open(Pump::open(shared, conn, false)),
         None => Phase::Open(Pump::open(shared, conn, true)),
     }
+}
+
+/// The pump of a TLS connection, ready to run.
+fn pump_for<S>(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: S) -> PumpFuture
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    Box::pin(super::tls_pump::run(shared.clone(), conn.clone(), stream))
 }
 
 /// The final event: the connection is closed and its id dead; `end` says why.

@@ -15,9 +15,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bytes decrypted per read.
 const READ_CHUNK: usize = 16 << 10;
@@ -26,12 +24,12 @@ const LINGER: Duration = Duration::from_secs(30);
 /// How long a close waits for the close_notify to go out otherwise.
 const CLOSE_NOTIFY: Duration = Duration::from_secs(1);
 
-/// Runs the open connection until its end; returns why it ended.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    conn: Arc<Connection>,
-    tls: TlsStream<TcpStream>,
-) -> Error {
+/// Runs the open connection until its end; returns why it ended. `tls` is the client or
+/// server side of a finished handshake.
+pub(super) async fn run<S>(shared: Arc<Shared>, conn: Arc<Connection>, tls: S) -> Error
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (mut rd, mut wr) = tokio::io::split(tls);
     let mut framer = Framer::new(
         conn.settings.boundary.clone(),

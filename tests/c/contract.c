@@ -156,3 +156,5 @@ int32_t (*const p_debug_panic_connection)(XtContext *, uint64_t) = xt_debug_pani
 uint64_t (*const p_http_response_defer)(XtHttpResponse *) = xt_http_response_defer;
 int32_t (*const p_http_reply)(XtContext *, uint64_t, uint16_t, const char *, const uint8_t *, size_t) = xt_http_reply;
 _Static_assert(XT_OPT_HTTP_DEFER_TIMEOUT_MS == 11, "11");
+uint32_t (*const p_start_tls)(XtContext *, uint16_t, const uint8_t *, size_t, const XtTlsOptions *) = xt_start_tls_listener;
+const char *(*const p_listener_fp)(XtContext *, uint32_t) = xt_listener_fingerprint;
