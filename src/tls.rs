@@ -272,6 +272,15 @@ pub(crate) fn handshake_error(e: &std::io::Error, name: &str, verifier: &Verifie
     }
 }
 
+/// The protocol's name as hosts see it.
+fn protocol_name(version: Option<rustls::ProtocolVersion>) -> &'static std::ffi::CStr {
+    match version {
+        Some(rustls::ProtocolVersion::TLSv1_3) => c"TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => c"TLSv1.2",
+        _ => c"",
+    }
+}
+
 /// What the host is told once the handshake is done.
 pub(crate) fn info_of(conn: &rustls::ClientConnection) -> TlsInfo {
     let fingerprint = conn
@@ -280,14 +289,9 @@ pub(crate) fn info_of(conn: &rustls::ClientConnection) -> TlsInfo {
         .and_then(spki_sha256)
         .map(|f| hex(&f))
         .unwrap_or_default();
-    let protocol = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => c"TLSv1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => c"TLSv1.2",
-        _ => c"",
-    };
     TlsInfo {
         fingerprint: CString::new(fingerprint).unwrap_or_default(),
-        protocol,
+        protocol: protocol_name(conn.protocol_version()),
     }
 }
 
@@ -375,13 +379,8 @@ pub(crate) fn server_config(
 
 /// What the host is told about an accepted TLS connection (no client certificate is asked).
 pub(crate) fn server_info_of(conn: &rustls::ServerConnection) -> TlsInfo {
-    let protocol = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => c"TLSv1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => c"TLSv1.2",
-        _ => c"",
-    };
     TlsInfo {
         fingerprint: CString::default(),
-        protocol,
+        protocol: protocol_name(conn.protocol_version()),
     }
 }

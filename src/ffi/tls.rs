@@ -56,6 +56,22 @@ unsafe fn opt_str(p: *const c_char, what: &str) -> Result<Option<String>, Error>
     Ok((!s.is_empty()).then(|| s.to_owned()))
 }
 
+/// The host's options, once their `struct_size` says they are complete.
+///
+/// # Safety
+/// `tls` is non-NULL and points to at least `struct_size` readable bytes.
+unsafe fn checked<'a>(tls: *const XtTlsOptions) -> Result<&'a XtTlsOptions, Error> {
+    // SAFETY: the struct starts with its u32 size; the size is checked before the rest is read.
+    let size = unsafe { std::ptr::read_unaligned(tls.cast::<u32>()) } as usize;
+    if size < std::mem::size_of::<XtTlsOptions>() {
+        return Err(Error::invalid_argument(format!(
+            "XtTlsOptions.struct_size is {size}; set it to sizeof(XtTlsOptions)"
+        )));
+    }
+    // SAFETY: the host's struct, at least as large as ours.
+    Ok(unsafe { &*tls })
+}
+
 /// The client side of `tls` (NULL: the defaults).
 ///
 /// # Safety
@@ -68,15 +84,8 @@ unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
             server_name: None,
         });
     }
-    // SAFETY: per this function's contract; the size is checked before the fields are read.
-    let size = unsafe { std::ptr::read_unaligned(tls.cast::<u32>()) } as usize;
-    if size < std::mem::size_of::<XtTlsOptions>() {
-        return Err(Error::invalid_argument(format!(
-            "XtTlsOptions.struct_size is {size}; set it to sizeof(XtTlsOptions)"
-        )));
-    }
-    // SAFETY: the host's struct, at least as large as ours.
-    let o = unsafe { &*tls };
+    // SAFETY: per this function's contract.
+    let o = unsafe { checked(tls) }?;
     // SAFETY: the fields are NULL or NUL-terminated per this function's contract.
     let (ca_file, pin, server_name) = unsafe {
         (
@@ -114,15 +123,8 @@ unsafe fn server_options(tls: *const XtTlsOptions) -> Result<TlsServer, Error> {
     if tls.is_null() {
         return Ok(TlsServer::default());
     }
-    // SAFETY: per this function's contract; the size is checked before the fields are read.
-    let size = unsafe { std::ptr::read_unaligned(tls.cast::<u32>()) } as usize;
-    if size < std::mem::size_of::<XtTlsOptions>() {
-        return Err(Error::invalid_argument(format!(
-            "XtTlsOptions.struct_size is {size}; set it to sizeof(XtTlsOptions)"
-        )));
-    }
-    // SAFETY: the host's struct, at least as large as ours.
-    let o = unsafe { &*tls };
+    // SAFETY: per this function's contract.
+    let o = unsafe { checked(tls) }?;
     // SAFETY: the fields are NULL or NUL-terminated per this function's contract.
     let (cert, key, ca) = unsafe {
         (
