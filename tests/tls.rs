@@ -31,49 +31,33 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req`: a new P-256 key `key`, and a self-signed certificate (`x509`) or a signing
+/// request `out` for `subject`, with `extra` arguments.
+fn new_key(dir: &Path, x509: bool, key: &str, out: &str, subject: &str, extra: &[&str]) {
+    let mut args = vec!["req"];
+    if x509 {
+        args.extend(["-x509", "-days", "2"]);
+    }
+    args.extend([
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ]);
+    args.extend(["-keyout", key, "-out", out, "-subj", subject]);
+    args.extend(extra);
+    openssl(dir, &args);
+}
+
 impl Pki {
     fn new(name: &str) -> Pki {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pki-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.as_path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=xtnet test CA",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
+        new_key(d, true, "ca.key", "ca.pem", "/CN=xtnet test CA", &[]);
+        new_key(d, false, "server.key", "server.csr", "/CN=localhost", &[]);
         std::fs::write(
             dir.join("san.ext"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
@@ -99,28 +83,8 @@ impl Pki {
                 "san.ext",
             ],
         );
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "device.key",
-                "-out",
-                "device.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=hue-bridge",
-                "-addext",
-                "subjectAltName=DNS:bridge.invalid",
-            ],
-        );
+        let san = ["-addext", "subjectAltName=DNS:bridge.invalid"];
+        new_key(d, true, "device.key", "device.pem", "/CN=hue-bridge", &san);
         Pki { dir }
     }
 

@@ -328,7 +328,8 @@ impl Connection {
         Error::invalid_state(format!("connection {} is closed or closing", self.id))
     }
 
-    fn touch_write(&self) {
+    /// A write went out now (for the idle timeout).
+    pub(super) fn touch_write(&self) {
         if self.settings.idle_timeout.is_some() {
             self.last_write_ms.store(clock_ms(), Ordering::Relaxed);
         }
@@ -366,11 +367,6 @@ impl Connection {
     /// Everything queued, taken (a TLS connection's task writes it through TLS).
     pub(super) fn take_output(&self) -> BytesMut {
         std::mem::take(&mut self.out.lock().buf)
-    }
-
-    /// A write went out now (for the idle timeout).
-    pub(super) fn touch(&self) {
-        self.touch_write();
     }
 
     pub(super) fn has_output(&self) -> bool {

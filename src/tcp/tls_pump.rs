@@ -60,7 +60,7 @@ where
             if let Err(e) = wr.write_all(&out).await {
                 return Error::io("write failed", &e);
             }
-            conn.touch();
+            conn.touch_write();
             continue;
         }
         match pace(&conn, eof, &shared.backlog) {
