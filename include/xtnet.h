@@ -228,6 +228,12 @@
 #define XT_OPT_HTTP_DEFER_TIMEOUT_MS 11
 
 /**
+ * Largest WebSocket message accepted, fragments joined (1 to 2^30); a larger one closes the
+ * connection with close code 1009 and `socket_error` 108. Default 16 MiB.
+ */
+#define XT_OPT_WS_MAX_MESSAGE_BYTES 14
+
+/**
  * The roots of the web (Mozilla's set) and a check of the server's name (the default).
  */
 #define XT_TRUST_SYSTEM 0
@@ -912,15 +918,16 @@ int32_t xt_debug_panic_connection(struct XtContext *ctx, uint64_t connection_id)
  * Starts a framed TCP listener over TLS: as `xt_start_tcp_listener`, presenting the PEM
  * chain `tls->cert_file` with its key `tls->key_file` — or, with neither (or NULL `tls`), a
  * self-signed certificate made now for this host's names and loopback addresses, whose
- * fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). No client
- * certificate is asked. A client's handshake must finish within
+ * fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). With
+ * `tls->ca_file`, every client must present a certificate chaining to it (its fingerprint is
+ * then `info->tls_peer_fingerprint`). A client's handshake must finish within
  * `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any event
  * (the host never hears of it); `new_connection` comes after the handshake, with
  * `info->tls_protocol` set.
  *
  * Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_tcp_listener`, and
- * 1001 for unreadable or mismatched certificate and key files, a bad `struct_size`, or a
- * `ca_file` (client certificates are not supported yet). Any thread.
+ * 1001 for unreadable or mismatched certificate and key files, an unreadable CA file or a
+ * bad `struct_size`. Any thread.
  *
  * # Safety
  * `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes;
@@ -929,7 +936,26 @@ int32_t xt_debug_panic_connection(struct XtContext *ctx, uint64_t connection_id)
 uint32_t xt_start_tls_listener(struct XtContext *ctx, uint16_t port, const uint8_t *boundary, size_t boundary_len, const struct XtTlsOptions *tls);
 
 /**
- * The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS listener presents
+ * Starts an HTTPS listener: XTension's HTML listener (`xt_start_html_listener`: the same
+ * `page_request`, limits, deferred replies and WebSocket upgrades — then `wss://`) over TLS,
+ * presenting `tls->cert_file` with `tls->key_file`, or with neither (or NULL `tls`) a
+ * self-signed certificate made for this host (see `xt_listener_fingerprint`). With
+ * `tls->ca_file`, every client must present a certificate chaining to it; its fingerprint is
+ * then in the request's connection info. A client's handshake must finish within
+ * `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any
+ * event. Stop it with `xt_stop_html_listener`.
+ *
+ * Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_html_listener`, and
+ * 1001 for unreadable or mismatched certificate and key files, an unreadable CA file or a
+ * bad `struct_size`. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `tls` is NULL or a valid `XtTlsOptions`.
+ */
+uint32_t xt_start_https_listener(struct XtContext *ctx, uint16_t port, const struct XtTlsOptions *tls);
+
+/**
+ * The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS or HTTPS listener presents
  * (what a client pins). Borrowed: valid until the listener stops. NULL with `xt_last_error`
  * set: 106 for an unknown id or a listener without TLS, 1001 for NULL ctx. Any thread.
  *

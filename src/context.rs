@@ -143,7 +143,18 @@ impl Context {
     /// Starts an HTTP ("HTML") listener; returns its id.
     pub fn start_html_listener(&self, port: u16) -> Result<u32, Error> {
         self.shared.check_open()?;
-        crate::http::start_listener(&self.shared, port)
+        crate::http::start_listener(&self.shared, port, None)
+    }
+
+    /// Starts an HTTPS listener (an HTML listener over TLS); returns its id. Stopped as an
+    /// HTML listener.
+    pub fn start_https_listener(
+        &self,
+        port: u16,
+        tls: &crate::tls::TlsServer,
+    ) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        crate::http::start_listener(&self.shared, port, Some(tls))
     }
 
     /// Stops an HTTP listener: its socket and connections are closed and none of its callbacks

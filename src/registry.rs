@@ -175,6 +175,9 @@ impl Registry {
     pub(crate) fn listener_fingerprint(&self, id: u32) -> Result<Arc<std::ffi::CString>, Error> {
         match self.listeners.lock().get(&id).map(|l| &l.state) {
             Some(ListenerState::Tcp(Some(f))) => Ok(f.clone()),
+            Some(ListenerState::Http(h)) if h.fingerprint.is_some() => {
+                Ok(h.fingerprint.clone().expect("checked"))
+            }
             Some(_) => Err(Error::invalid_state(format!(
                 "listener {id} does not use TLS"
             ))),

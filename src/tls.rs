@@ -37,6 +37,8 @@ pub struct TlsClient {
     pub trust: Trust,
     /// The name sent (SNI) and checked; None: the host given to the open call.
     pub server_name: Option<String>,
+    /// A client certificate (PEM chain file, PEM key file) for servers that ask for one.
+    pub client_cert: Option<(String, String)>,
 }
 
 /// What the host is told about a TLS connection.
@@ -224,12 +226,20 @@ pub(crate) fn client_config(tls: &TlsClient) -> Result<(Arc<ClientConfig>, Arc<V
         provider: provider.clone(),
         presented: Mutex::new(None),
     });
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(error::TLS_HANDSHAKE, format!("TLS setup: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier.clone());
+    let config = match &tls.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let (chain, key) = read_cert_and_key(cert_file, key_file)?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                Error::invalid_argument(format!("client certificate and key do not fit: {e}"))
+            })?
+        }
+    };
     Ok((Arc::new(config), verifier))
 }
 
@@ -283,14 +293,8 @@ fn protocol_name(version: Option<rustls::ProtocolVersion>) -> &'static std::ffi:
 
 /// What the host is told once the handshake is done.
 pub(crate) fn info_of(conn: &rustls::ClientConnection) -> TlsInfo {
-    let fingerprint = conn
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .and_then(spki_sha256)
-        .map(|f| hex(&f))
-        .unwrap_or_default();
     TlsInfo {
-        fingerprint: CString::new(fingerprint).unwrap_or_default(),
+        fingerprint: CString::new(first_fingerprint(conn.peer_certificates())).unwrap_or_default(),
         protocol: protocol_name(conn.protocol_version()),
     }
 }
@@ -317,10 +321,39 @@ mod tests {
 }
 
 /// What a TLS listener presents: its own certificate chain and key, or (None) a self-signed
-/// certificate made for this host's names and loopback addresses.
+/// certificate made for this host's names and loopback addresses; and, with `client_ca`, the
+/// CA file a client's certificate must chain to (then every client must present one).
 #[derive(Clone, Debug, Default)]
 pub struct TlsServer {
     pub cert_and_key: Option<(String, String)>,
+    pub client_ca: Option<String>,
+}
+
+/// A PEM certificate chain and its private key, read from their files.
+fn read_cert_and_key(
+    cert_file: &str,
+    key_file: &str,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    Error,
+> {
+    use rustls::pki_types::PrivateKeyDer;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| Error::invalid_argument(format!("cannot read {cert_file:?}: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::invalid_argument(format!("{cert_file:?} is not PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(Error::invalid_argument(format!(
+            "{cert_file:?} holds no certificate"
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        Error::invalid_argument(format!("cannot read a private key from {key_file:?}: {e}"))
+    })?;
+    Ok((chain, key))
 }
 
 /// A listener's server configuration and the fingerprint of the certificate it presents.
@@ -328,22 +361,10 @@ pub(crate) fn server_config(
     tls: &TlsServer,
 ) -> Result<(Arc<rustls::ServerConfig>, CString), Error> {
     use rustls::pki_types::PrivateKeyDer;
+    // Read first: a bad CA file fails the call before a certificate is made.
+    let client_roots = tls.client_ca.as_deref().map(roots_from).transpose()?;
     let (chain, key) = match &tls.cert_and_key {
-        Some((cert_file, key_file)) => {
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-                .map_err(|e| Error::invalid_argument(format!("cannot read {cert_file:?}: {e}")))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| Error::invalid_argument(format!("{cert_file:?} is not PEM: {e}")))?;
-            if chain.is_empty() {
-                return Err(Error::invalid_argument(format!(
-                    "{cert_file:?} holds no certificate"
-                )));
-            }
-            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
-                Error::invalid_argument(format!("cannot read a private key from {key_file:?}: {e}"))
-            })?;
-            (chain, key)
-        }
+        Some((cert_file, key_file)) => read_cert_and_key(cert_file, key_file)?,
         None => {
             let mut names = vec![
                 "localhost".to_owned(),
@@ -365,10 +386,23 @@ pub(crate) fn server_config(
     let fingerprint = spki_sha256(&chain[0])
         .map(|f| hex(&f))
         .ok_or_else(|| Error::invalid_argument("the listener's certificate cannot be parsed"))?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(error::TLS_HANDSHAKE, format!("TLS setup: {e}")))?
-        .with_no_client_auth()
+        .map_err(|e| Error::new(error::TLS_HANDSHAKE, format!("TLS setup: {e}")))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca_file) => {
+            let roots = client_roots.clone().expect("read above");
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| {
+                        Error::invalid_argument(format!("cannot use CA file {ca_file:?}: {e}"))
+                    })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(chain, key)
         .map_err(|e| Error::invalid_argument(format!("certificate and key do not fit: {e}")))?;
     Ok((
@@ -377,10 +411,20 @@ pub(crate) fn server_config(
     ))
 }
 
-/// What the host is told about an accepted TLS connection (no client certificate is asked).
+/// What the host is told about an accepted TLS connection: the client certificate's
+/// fingerprint when the listener asks for one.
 pub(crate) fn server_info_of(conn: &rustls::ServerConnection) -> TlsInfo {
     TlsInfo {
-        fingerprint: CString::default(),
+        fingerprint: CString::new(first_fingerprint(conn.peer_certificates())).unwrap_or_default(),
         protocol: protocol_name(conn.protocol_version()),
     }
+}
+
+/// The hex fingerprint of the first certificate of a chain, "" without one.
+fn first_fingerprint(chain: Option<&[CertificateDer<'_>]>) -> String {
+    chain
+        .and_then(|chain| chain.first())
+        .and_then(spki_sha256)
+        .map(|f| hex(&f))
+        .unwrap_or_default()
 }

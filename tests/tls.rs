@@ -83,6 +83,32 @@ impl Pki {
                 "san.ext",
             ],
         );
+        new_key(d, false, "client.key", "client.csr", "/CN=a plugin", &[]);
+        std::fs::write(
+            dir.join("client.ext"),
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
         let san = ["-addext", "subjectAltName=DNS:bridge.invalid"];
         new_key(d, true, "device.key", "device.pem", "/CN=hue-bridge", &san);
         Pki { dir }
@@ -600,9 +626,9 @@ fn bad_listener_certificates_are_refused_at_the_call() {
             "a missing file",
             server_options(Some("/no/such.pem"), Some("/no/such.key")),
         ),
-        ("client certificates", {
+        ("a CA file for client certificates that does not exist", {
             let mut o = server_options(None, None);
-            let ca = CString::new(pki.path("ca.pem")).unwrap();
+            let ca = CString::new("/no/such/ca.pem").unwrap();
             o.raw.ca_file = ca.as_ptr();
             o._texts.push(ca);
             o
@@ -616,4 +642,217 @@ fn bad_listener_certificates_are_refused_at_the_call() {
             last_error_text()
         );
     }
+}
+
+/// Sets `ca_file` (client certificates asked by a listener) on options.
+fn with_ca(mut o: Options, ca: &str) -> Options {
+    let c = CString::new(ca).unwrap();
+    o.raw.ca_file = c.as_ptr();
+    o._texts.push(c);
+    o
+}
+
+fn https_listen(ctx: &Ctx, o: Option<&Options>) -> (u32, u16) {
+    let id = unsafe { xt_start_https_listener(ctx.ptr, 0, o.map_or(std::ptr::null(), |o| &o.raw)) };
+    assert_ne!(id, 0, "xt_start_https_listener: {}", last_error_text());
+    (id, unsafe { xt_listener_port(ctx.ptr, id) })
+}
+
+/// `curl -s` with `args`; returns (exit code, stdout).
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs (Debian package curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A page handler that answers "<path> over <protocol>" with the request's TLS info.
+fn answer_with_tls_info(ctx: &Ctx) {
+    ctx.on_page(|_, _, page, _, resp| unsafe {
+        let body = format!(
+            "{} over {} from [{}]",
+            page.path, page.info.tls_protocol, page.info.tls_peer_fingerprint
+        );
+        xt_http_response_set_body(resp, body.as_ptr(), body.len());
+    });
+}
+
+#[test]
+fn curl_gets_pages_over_https_with_keep_alive_and_plain_http_is_refused() {
+    let pki = Pki::new("https");
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
+    answer_with_tls_info(&ctx);
+    let o = server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
+    let (id, port) = https_listen(&ctx, Some(&o));
+    assert_eq!(
+        unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(ctx.ptr, id)) }
+            .to_str()
+            .unwrap(),
+        pki.fingerprint("server.pem")
+    );
+    let ca = pki.path("ca.pem");
+    let a = format!("https://localhost:{port}/a");
+    let b = format!("https://localhost:{port}/b");
+    // Two requests on one kept-alive TLS connection.
+    let (code, out) = curl(&["--cacert", &ca, &a, &b]);
+    assert_eq!(code, 0, "curl failed: {out}");
+    assert_eq!(out, "/a over TLSv1.3 from []/b over TLSv1.3 from []");
+    let peers: std::collections::HashSet<u16> =
+        ctx.pages().iter().map(|p| p.info.peer_port).collect();
+    assert_eq!(peers.len(), 1, "one connection for both requests");
+    // TLS 1.2 too.
+    let (code, out) = curl(&["--cacert", &ca, "--tls-max", "1.2", &a]);
+    assert_eq!((code, out.as_str()), (0, "/a over TLSv1.2 from []"));
+    // curl refuses the certificate without the CA (60: peer certificate cannot be authenticated).
+    assert_eq!(curl(&[&a]).0, 60);
+    // Plain HTTP to the HTTPS port: no page, closed (curl fails: an alert is no HTTP answer).
+    let before = ctx.pages().len();
+    let (code, _) = curl(&[&format!("http://localhost:{port}/plain")]);
+    assert_ne!(code, 0);
+    // A silent client is closed at the handshake deadline.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    use std::io::Read;
+    assert!(matches!(silent.read(&mut [0u8; 64]), Ok(0) | Err(_)));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(ctx.pages().len(), before, "no page for either");
+    // The listener still serves after all that; stopping it frees the port.
+    assert_eq!(curl(&["--cacert", &ca, &b]).0, 0);
+    assert!(unsafe { xt_stop_html_listener(ctx.ptr, id) });
+    assert_ne!(curl(&["--cacert", &ca, &b]).0, 0);
+}
+
+#[test]
+fn a_self_signed_https_listener_answers_a_408_through_tls_to_a_slow_head() {
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 300);
+    answer_with_tls_info(&ctx);
+    let (id, port) = https_listen(&ctx, None);
+    let fp = unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(ctx.ptr, id)) }
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Python's ssl, trusting nothing but reading the certificate: its fingerprint is the one
+    // the listener tells; a request head that stops halfway gets 408 over TLS.
+    let script = format!(
+        "import socket,ssl,hashlib,time,subprocess\n\
+         c=ssl.create_default_context(); c.check_hostname=False; c.verify_mode=ssl.CERT_NONE\n\
+         s=c.wrap_socket(socket.create_connection(('127.0.0.1',{port})))\n\
+         der=s.getpeercert(binary_form=True)\n\
+         pem=ssl.DER_cert_to_PEM_cert(der)\n\
+         pub=subprocess.run(['openssl','x509','-pubkey','-noout'],input=pem.encode(),capture_output=True).stdout\n\
+         spki=subprocess.run(['openssl','pkey','-pubin','-outform','DER'],input=pub,capture_output=True).stdout\n\
+         print(hashlib.sha256(spki).hexdigest())\n\
+         s.sendall(b'GET /slow HTTP/1.1\\r\\nHost: x\\r\\n')\n\
+         data=b''\n\
+         while True:\n\
+         \x20   d=s.recv(4096)\n\
+         \x20   if not d: break\n\
+         \x20   data+=d\n\
+         print(data.split(b'\\r\\n')[0].decode())\n"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(fp.as_str()));
+    assert_eq!(lines.next(), Some("HTTP/1.1 408 Request Timeout"));
+    assert!(ctx.pages().is_empty());
+}
+
+#[test]
+fn client_certificates_on_https_and_tls_listeners() {
+    let pki = Pki::new("clientcert");
+    let ctx = Ctx::thread();
+    answer_with_tls_info(&ctx);
+    let o = with_ca(
+        server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key"))),
+        &pki.path("ca.pem"),
+    );
+    let (_, port) = https_listen(&ctx, Some(&o));
+    let ca = pki.path("ca.pem");
+    let url = format!("https://localhost:{port}/who");
+    // Without a certificate the handshake fails; with one from the CA the page sees its
+    // fingerprint; one that does not chain to the CA (the device's) is refused.
+    assert_ne!(curl(&["--cacert", &ca, &url]).0, 0);
+    let (code, out) = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &pki.path("client.pem"),
+        "--key",
+        &pki.path("client.key"),
+        &url,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!("/who over TLSv1.3 from [{}]", pki.fingerprint("client.pem"))
+    );
+    let (code, _) = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &pki.path("device.pem"),
+        "--key",
+        &pki.path("device.key"),
+        &url,
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(ctx.pages().len(), 1);
+
+    // An xtnet client presents its certificate to an xtnet TLS listener that asks for one.
+    let server = Ctx::thread();
+    echo_with(&server, b"\n");
+    let so = with_ca(server_options(None, None), &pki.path("ca.pem"));
+    let (_, tport) = tls_listen(&server, Some(&so));
+    let client = Ctx::thread();
+    let mut co = options(XT_TRUST_ANY, None, None, None);
+    let (c, k) = (
+        CString::new(pki.path("client.pem")).unwrap(),
+        CString::new(pki.path("client.key")).unwrap(),
+    );
+    co.raw.cert_file = c.as_ptr();
+    co.raw.key_file = k.as_ptr();
+    co._texts.extend([c, k]);
+    let id = open(&client, "127.0.0.1", tport, Some(&co));
+    wait_connected(&client, id);
+    echo_round(&client, id, "with my certificate");
+    let (_, info) = server.wait_new(0);
+    assert_eq!(info.tls_peer_fingerprint, pki.fingerprint("client.pem"));
+    // Without one: the handshake fails and the server never hears of it.
+    let bare = open(
+        &client,
+        "127.0.0.1",
+        tport,
+        Some(&options(XT_TRUST_ANY, None, None, None)),
+    );
+    let end = client.wait_closed(bare);
+    assert_ne!(end.error_number, XT_OK);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Ev::New(..)))
+            .count(),
+        1
+    );
 }

@@ -32,6 +32,9 @@ pub const XT_OPT_PEER_LOOKUP_MS: u32 = 10;
 /// A deferred HTTP request (`xt_http_response_defer`) not answered by `xt_http_reply` within
 /// this gets 504; default 30000.
 pub const XT_OPT_HTTP_DEFER_TIMEOUT_MS: u32 = 11;
+/// Largest WebSocket message accepted, fragments joined (1 to 2^30); a larger one closes the
+/// connection with close code 1009 and `socket_error` 108. Default 16 MiB.
+pub const XT_OPT_WS_MAX_MESSAGE_BYTES: u32 = 14;
 
 /// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
 ///
@@ -114,6 +117,7 @@ mod tests {
             (XT_OPT_HTTP_REQUEST_TIMEOUT_MS, id::HTTP_REQUEST_TIMEOUT_MS),
             (XT_OPT_PEER_LOOKUP_MS, id::PEER_LOOKUP_MS),
             (XT_OPT_HTTP_DEFER_TIMEOUT_MS, id::HTTP_DEFER_TIMEOUT_MS),
+            (XT_OPT_WS_MAX_MESSAGE_BYTES, id::WS_MAX_MESSAGE_BYTES),
         ];
         for (c, core) in pairs {
             assert_eq!(c, core);

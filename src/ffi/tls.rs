@@ -82,18 +82,22 @@ unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
         return Ok(TlsClient {
             trust: Trust::System,
             server_name: None,
+            client_cert: None,
         });
     }
     // SAFETY: per this function's contract.
     let o = unsafe { checked(tls) }?;
     // SAFETY: the fields are NULL or NUL-terminated per this function's contract.
-    let (ca_file, pin, server_name) = unsafe {
+    let (ca_file, pin, server_name, cert, key) = unsafe {
         (
             opt_str(o.ca_file, "ca_file")?,
             opt_str(o.pin_sha256, "pin_sha256")?,
             opt_str(o.server_name, "server_name")?,
+            opt_str(o.cert_file, "cert_file")?,
+            opt_str(o.key_file, "key_file")?,
         )
     };
+    let client_cert = cert_pair(cert, key, "a client certificate")?;
     let trust = match o.trust {
         XT_TRUST_SYSTEM => Trust::System,
         XT_TRUST_CA_FILE => Trust::CaFile(
@@ -111,7 +115,26 @@ unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
             )))
         }
     };
-    Ok(TlsClient { trust, server_name })
+    Ok(TlsClient {
+        trust,
+        server_name,
+        client_cert,
+    })
+}
+
+/// A certificate file and its key file, which go together.
+fn cert_pair(
+    cert: Option<String>,
+    key: Option<String>,
+    what: &str,
+) -> Result<Option<(String, String)>, Error> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        _ => Err(Error::invalid_argument(format!(
+            "{what} needs both cert_file and key_file"
+        ))),
+    }
 }
 
 /// The listener side of `tls`: its certificate and key (NULL `tls`, or both files NULL: a
@@ -133,35 +156,25 @@ unsafe fn server_options(tls: *const XtTlsOptions) -> Result<TlsServer, Error> {
             opt_str(o.ca_file, "ca_file")?,
         )
     };
-    if ca.is_some() {
-        return Err(Error::invalid_argument(
-            "client certificates (ca_file on a listener) are not supported yet",
-        ));
-    }
-    let cert_and_key = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => {
-            return Err(Error::invalid_argument(
-                "a listener's cert_file and key_file go together",
-            ))
-        }
-    };
-    Ok(TlsServer { cert_and_key })
+    Ok(TlsServer {
+        cert_and_key: cert_pair(cert, key, "a listener's certificate")?,
+        client_ca: ca,
+    })
 }
 
 /// Starts a framed TCP listener over TLS: as `xt_start_tcp_listener`, presenting the PEM
 /// chain `tls->cert_file` with its key `tls->key_file` — or, with neither (or NULL `tls`), a
 /// self-signed certificate made now for this host's names and loopback addresses, whose
-/// fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). No client
-/// certificate is asked. A client's handshake must finish within
+/// fingerprint `xt_listener_fingerprint` tells (for a device or user to pin). With
+/// `tls->ca_file`, every client must present a certificate chaining to it (its fingerprint is
+/// then `info->tls_peer_fingerprint`). A client's handshake must finish within
 /// `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any event
 /// (the host never hears of it); `new_connection` comes after the handshake, with
 /// `info->tls_protocol` set.
 ///
 /// Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_tcp_listener`, and
-/// 1001 for unreadable or mismatched certificate and key files, a bad `struct_size`, or a
-/// `ca_file` (client certificates are not supported yet). Any thread.
+/// 1001 for unreadable or mismatched certificate and key files, an unreadable CA file or a
+/// bad `struct_size`. Any thread.
 ///
 /// # Safety
 /// `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes;
@@ -187,7 +200,39 @@ pub unsafe extern "C" fn xt_start_tls_listener(
     })
 }
 
-/// The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS listener presents
+/// Starts an HTTPS listener: XTension's HTML listener (`xt_start_html_listener`: the same
+/// `page_request`, limits, deferred replies and WebSocket upgrades — then `wss://`) over TLS,
+/// presenting `tls->cert_file` with `tls->key_file`, or with neither (or NULL `tls`) a
+/// self-signed certificate made for this host (see `xt_listener_fingerprint`). With
+/// `tls->ca_file`, every client must present a certificate chaining to it; its fingerprint is
+/// then in the request's connection info. A client's handshake must finish within
+/// `XT_OPT_HTTP_REQUEST_TIMEOUT_MS`; one that fails or is too slow is closed without any
+/// event. Stop it with `xt_stop_html_listener`.
+///
+/// Returns the listener id, or 0 with `xt_last_error` set: as `xt_start_html_listener`, and
+/// 1001 for unreadable or mismatched certificate and key files, an unreadable CA file or a
+/// bad `struct_size`. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `tls` is NULL or a valid `XtTlsOptions`.
+#[no_mangle]
+pub unsafe extern "C" fn xt_start_https_listener(
+    ctx: *mut XtContext,
+    port: u16,
+    tls: *const XtTlsOptions,
+) -> u32 {
+    ffi_body!(0, {
+        // SAFETY: per this function's contract.
+        let result = unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let options = unsafe { server_options(tls) }?;
+            c.start_https_listener(port, &options)
+        });
+        value_or(result, 0)
+    })
+}
+
+/// The hex SHA-256 of the SubjectPublicKeyInfo of the certificate a TLS or HTTPS listener presents
 /// (what a client pins). Borrowed: valid until the listener stops. NULL with `xt_last_error`
 /// set: 106 for an unknown id or a listener without TLS, 1001 for NULL ctx. Any thread.
 ///

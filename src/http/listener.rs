@@ -1,14 +1,16 @@
-//! An HTTP listener as every thread sees it: its limits, the gate its callbacks pass, and the
-//! count of its live connections, so a stop can close them and wait until they are gone.
+//! An HTTP listener as every thread sees it: its limits, its TLS acceptor (HTTPS), the gate its
+//! callbacks pass, and the count of its live connections, so a stop can close them and wait until they are gone.
 
 use super::response::DeferredReplies;
 use crate::dispatch;
 use crate::gate::CallbackGate;
 use parking_lot::{Condvar, Mutex};
+use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 
 /// How long a stop waits for its connections to finish the responses they are writing.
 pub(super) const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -27,6 +29,10 @@ pub(crate) struct HttpListener {
     pub(crate) id: u32,
     pub(crate) port: u16,
     pub(super) limits: Limits,
+    /// An HTTPS listener's acceptor (its handshakes take at most the request timeout).
+    pub(super) tls: Option<TlsAcceptor>,
+    /// The fingerprint of the certificate an HTTPS listener presents.
+    pub(crate) fingerprint: Option<Arc<CString>>,
     /// Closed by a stop: no `page_request` of this listener after it returns.
     pub(crate) gate: CallbackGate,
     /// Its requests that wait for an answer from `xt_http_reply`.
@@ -39,11 +45,25 @@ pub(crate) struct HttpListener {
 }
 
 impl HttpListener {
-    pub(super) fn new(id: u32, port: u16, ctx_id: u64, limits: Limits) -> HttpListener {
+    pub(super) fn new(
+        id: u32,
+        port: u16,
+        ctx_id: u64,
+        limits: Limits,
+        tls: Option<(Arc<rustls::ServerConfig>, CString)>,
+    ) -> HttpListener {
+        let (tls, fingerprint) = match tls {
+            Some((config, fingerprint)) => {
+                (Some(TlsAcceptor::from(config)), Some(Arc::new(fingerprint)))
+            }
+            None => (None, None),
+        };
         HttpListener {
             id,
             port,
             limits,
+            tls,
+            fingerprint,
             gate: CallbackGate::new(ctx_id),
             deferred: Arc::default(),
             closing: AtomicBool::new(false),

@@ -3,7 +3,7 @@
 //! with what the callback filled in; plus the answers hyper leaves to us (408, 431, 400) and a
 //! close that does not reset the last response.
 
-use super::io::{HttpIo, SharedStream};
+use super::io::{HttpIo, RawIo, SharedStream};
 use super::listener::{HttpListener, Limits, DRAIN_LIMIT};
 use super::message::RequestParts;
 use super::response::Answer;
@@ -15,6 +15,7 @@ use crate::ports::open_stream_listener;
 use crate::registry::ListenerStopped;
 use crate::registry::{ListenerKind, ListenerState};
 use crate::shared::Shared;
+use crate::tls::TlsServer;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH};
@@ -35,9 +36,17 @@ use tokio::sync::oneshot;
 /// the close does not reset the connection under the response.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
+/// How long a close waits for a TLS close_notify to go out.
+const CLOSE_NOTIFY: Duration = Duration::from_secs(1);
 
-/// Starts an HTTP listener and returns its id.
-pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Error> {
+/// Starts an HTTP listener (HTTPS when `tls` says with what certificate) and returns its id.
+pub(crate) fn start_listener(
+    shared: &Arc<Shared>,
+    port: u16,
+    tls: Option<&TlsServer>,
+) -> Result<u32, Error> {
+    // The certificate before the socket: a bad one fails the call and binds nothing.
+    let tls = tls.map(crate::tls::server_config).transpose()?;
     let (limits, opened) = {
         let o = shared.options.lock();
         let limits = Limits {
@@ -50,14 +59,15 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
     };
     let (socket, local_port) = opened;
     let id = shared.registry.new_listener_id()?;
-    let listener = Arc::new(HttpListener::new(id, local_port, shared.id, limits));
+    let detail = if tls.is_some() { " (HTTPS)" } else { "" };
+    let listener = Arc::new(HttpListener::new(id, local_port, shared.id, limits, tls));
     let task_listener = listener.clone();
     lifecycle::start(
         shared,
         id,
         local_port,
         ListenerState::Http(listener),
-        "",
+        detail,
         |shared, stopped| accept_loop(shared, task_listener, socket, stopped),
     )
 }
@@ -129,22 +139,48 @@ async fn serve(
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
+    let tcp = Arc::new(stream);
+    let limits = listener.limits;
     let id = shared.registry.new_connection_id();
+    let mut info = ConnectionInfo {
+        // The requester's name and MAC from the cache: a request never waits for them.
+        identity: shared.peers.cached(peer),
+        ..ConnectionInfo::connected(id, listener.id, peer, listener.port)
+    };
+    let stream = match &listener.tls {
+        None => SharedStream::plain(tcp),
+        Some(acceptor) => {
+            let handshake = acceptor.accept(RawIo(tcp.clone()));
+            match tokio::time::timeout(limits.header_timeout, handshake).await {
+                Ok(Ok(session)) => {
+                    info.tls = Some(Arc::new(crate::tls::server_info_of(session.get_ref().1)));
+                    SharedStream::tls(tcp, session)
+                }
+                // Closed unheard: the host never hears of a client that did not get through.
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "the handshake took too long".to_owned(),
+                    };
+                    shared.log(
+                        LogLevel::Debug,
+                        &format!(
+                            "HTTPS listener {}: TLS from {peer} failed: {why}",
+                            listener.id
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+    };
     let conn = Arc::new(Conn {
         shared: shared.clone(),
         listener: listener.clone(),
-        info: Arc::new(ConnectionInfo {
-            // The requester's name and MAC from the cache: a request never waits for them.
-            identity: shared.peers.cached(peer),
-            ..ConnectionInfo::connected(id, listener.id, peer, listener.port)
-        }),
-        stream: Arc::new(SharedStream {
-            stream,
-            read: AtomicU64::new(0),
-        }),
+        info: Arc::new(info),
+        stream: Arc::new(stream),
         complete_at: AtomicU64::new(0),
     });
-    let limits = listener.limits;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -159,10 +195,15 @@ async fn serve(
         let conn = service_conn.clone();
         async move { Ok::<_, Infallible>(handle(&conn, request).await) }
     });
-    let connection = http.serve_connection(TokioIo::new(HttpIo(conn.stream.clone())), service);
+    let connection = http
+        .serve_connection(TokioIo::new(HttpIo(conn.stream.clone())), service)
+        .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
+            if conn.stream.upgraded.load(Ordering::Acquire) {
+                return; // a WebSocket now: its task owns the socket
+            }
             if let Err(e) = result {
                 let partial = conn.stream.read.load(Ordering::Relaxed) > conn.complete_at.load(Ordering::Relaxed);
                 // hyper closes without a word in these cases: answer them here.
@@ -181,7 +222,7 @@ async fn serve(
                         "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
                         httpdate::fmt_http_date(std::time::SystemTime::now())
                     );
-                    write_all(&conn.stream.stream, answer.as_bytes()).await;
+                    conn.stream.write_last(answer.as_bytes(), LINGER).await;
                 }
             }
         }
@@ -189,46 +230,33 @@ async fn serve(
             // The listener stops: finish the response being written, then close.
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(DRAIN_LIMIT, connection).await;
-            let _ = socket2::SockRef::from(&conn.stream.stream).shutdown(std::net::Shutdown::Both);
+            if !conn.stream.upgraded.load(Ordering::Acquire) {
+                conn.stream.close_session(CLOSE_NOTIFY).await;
+                let _ = socket2::SockRef::from(&*conn.stream.tcp).shutdown(std::net::Shutdown::Both);
+            }
             return;
         }
     }
     // The listener stopping (or the context being freed) cuts the lingering short.
     tokio::select! {
-        _ = linger(&conn.stream.stream) => {}
+        _ = linger(&conn.stream) => {}
         _ = listener.closed() => {}
-    }
-}
-
-/// Writes a short last answer (bounded in time: the peer may not read).
-async fn write_all(stream: &TcpStream, mut data: &[u8]) {
-    let deadline = tokio::time::Instant::now() + LINGER;
-    while !data.is_empty() {
-        if !matches!(
-            tokio::time::timeout_at(deadline, stream.writable()).await,
-            Ok(Ok(()))
-        ) {
-            return;
-        }
-        match stream.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        }
     }
 }
 
 /// Closes after a last response without losing it: closing with unread input (a request still
 /// arriving after a 413 or 431) would send a reset, which can destroy the response in flight.
-/// So: FIN first, then read and drop what still comes, for a short while.
-async fn linger(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+/// So: close_notify (TLS) and FIN first, then read and drop what still comes, for a short while.
+async fn linger(stream: &SharedStream) {
+    stream.close_session(CLOSE_NOTIFY).await;
+    let tcp = &*stream.tcp;
+    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
     let deadline = tokio::time::Instant::now() + LINGER;
     let mut sink = [0u8; 4096];
     let mut dropped = 0;
     while dropped < LINGER_BYTES {
-        match tokio::time::timeout_at(deadline, stream.readable()).await {
-            Ok(Ok(())) => match stream.try_read(&mut sink) {
+        match tokio::time::timeout_at(deadline, tcp.readable()).await {
+            Ok(Ok(())) => match tcp.try_read(&mut sink) {
                 Ok(0) => break,
                 Ok(n) => dropped += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -372,7 +400,7 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
         // The client reset the connection (hyper does not read while it waits for us): the
         // request is gone, and a reply for it gets 106. (A client that only half-closed still
         // waits for its answer.)
-        _ = conn.stream.stream.ready(tokio::io::Interest::ERROR) => {
+        _ = conn.stream.tcp.ready(tokio::io::Interest::ERROR) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, true)
         }
     }
