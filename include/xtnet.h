@@ -163,9 +163,16 @@
 #define XT_ERR_TLS_UNTRUSTED 1011
 
 /**
- * A library deadline passed.
+ * A library deadline passed (a deferred HTTP reply, a WebSocket close the peer did not answer).
  */
 #define XT_ERR_TIMEOUT 1012
+
+/**
+ * A WebSocket peer broke RFC 6455 (unmasked or malformed frames, text that is not UTF-8; the
+ * connection was closed with 1002 or 1007), or a server refused the upgrade (its HTTP status
+ * is in the message).
+ */
+#define XT_ERR_WEBSOCKET 1013
 
 /**
  * Bytes of one framed message; default 1 MiB. Longer ends the connection with 108.
@@ -252,6 +259,17 @@
  * Any certificate (trust on first use): read `info->tls_peer_fingerprint` and pin it next time.
  */
 #define XT_TRUST_ANY 3
+
+/**
+ * `xt_send_websocket`'s kind, and `info->message_kind` in `data_available`: a text message
+ * (UTF-8).
+ */
+#define XT_WS_TEXT 1
+
+/**
+ * A binary message.
+ */
+#define XT_WS_BINARY 2
 
 /**
  * How callbacks are run. Taken as `uint32_t` at the boundary.
@@ -345,6 +363,11 @@ typedef struct XtConnectionInfo {
    * "TLSv1.3", "TLSv1.2", or "" without TLS.
    */
   const char *tls_protocol;
+  /**
+   * In `data_available` of a WebSocket connection: `XT_WS_TEXT` or `XT_WS_BINARY` (the
+   * message's type); 0 otherwise.
+   */
+  uint32_t message_kind;
 } XtConnectionInfo;
 
 /**
@@ -1137,6 +1160,58 @@ int64_t xt_udp_dropped(const struct XtContext *ctx, uint32_t server_id);
  * `ctx` is NULL or a live context.
  */
 int64_t xt_udp_send_failures(const struct XtContext *ctx, uint32_t server_id);
+
+/**
+ * In `page_request`, on a WebSocket upgrade request (GET with `Upgrade: websocket`,
+ * `Connection: Upgrade`, a `Sec-WebSocket-Key` and version 13): the request's connection
+ * becomes a WebSocket connection with its own id, returned now and live at once (messages
+ * sent before the 101 is out are queued). The 101 goes out when `page_request` returns; the
+ * response's status, headers and body are not used. `subprotocol` (NULL: none) must be one the
+ * client offered in `Sec-WebSocket-Protocol`. Works on HTML and HTTPS listeners (`ws://`,
+ * `wss://`); the connection's info is the request's (`server_id` is the HTML listener's), and
+ * stopping the listener closes it (close code 1001).
+ *
+ * Returns 0 with `xt_last_error` set: 106 when the request is no valid upgrade (it then gets
+ * 400), outside `page_request`, or after `xt_http_response_defer`; 1001 for NULL `resp`, bad
+ * UTF-8 or a subprotocol the client did not offer.
+ *
+ * # Safety
+ * `resp` is NULL or the response of a `page_request` callback; `subprotocol` is NULL or
+ * NUL-terminated.
+ */
+uint64_t xt_http_response_accept_websocket(struct XtHttpResponse *resp, const char *subprotocol);
+
+/**
+ * Opens a WebSocket to `url` (`ws://host[:port]/path` or `wss://…`; ports 80 and 443 by
+ * default). For `wss://`, the server is trusted as `tls` says (NULL: `XT_TRUST_SYSTEM`; the
+ * trust modes, pins and client certificates of `xt_open_tls_connection`); `tls` is not used
+ * for `ws://`. Returns the connection id at once; `connected` follows once TCP, TLS and the
+ * upgrade are done (all within `XT_OPT_CONNECT_TIMEOUT_MS`), or one final `socket_error`:
+ * 1013 when the server answers the upgrade with another status (in the message), and the
+ * codes of `xt_open_tls_connection`. Then the WebSocket events above.
+ *
+ * Returns 0 with `xt_last_error` set: 1001 for NULL ctx or url, a URL that is not ws/wss or
+ * has no host, or bad TLS options. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `url` is NULL or NUL-terminated; `tls` is NULL or a valid
+ * `XtTlsOptions`.
+ */
+uint64_t xt_open_websocket(struct XtContext *ctx, const char *url, const struct XtTlsOptions *tls);
+
+/**
+ * Sends one WebSocket message of `kind` (`XT_WS_TEXT`, which must be UTF-8, or
+ * `XT_WS_BINARY`): `len` bytes, copied; never blocks. As `xt_send_data` otherwise (queued in
+ * call order, written from the connection's task, the same write-queue limit).
+ *
+ * Returns `XT_OK`, or: 106 for an unknown, closed or closing id; 108 when the write queue is
+ * full; 1001 for NULL ctx, NULL data with a length, a connection that is no WebSocket, an
+ * unknown kind, or text that is not UTF-8. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `data` is NULL or points to `len` bytes.
+ */
+int32_t xt_send_websocket(struct XtContext *ctx, uint64_t connection_id, const uint8_t *data, size_t len, uint32_t kind);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,6 +6,7 @@ use crate::dispatch;
 pub use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::events::Host;
+use crate::info::MessageKind;
 use crate::lifecycle;
 use crate::queue::EventQueue;
 use crate::registry::ListenerKind;
@@ -297,6 +298,34 @@ impl Context {
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
         tcp::open_connection(&self.shared, &self.drivers, host, port, boundary, Some(tls))
+    }
+
+    /// Opens a WebSocket to a `ws://` or `wss://` URL (wss trusting as `tls` says, by default
+    /// the system's roots); returns its id at once, `connected` follows the handshake.
+    pub fn open_websocket(
+        &self,
+        url: &str,
+        tls: Option<&crate::tls::TlsClient>,
+    ) -> Result<u64, Error> {
+        self.shared.check_open()?;
+        tcp::open_websocket(&self.shared, &self.drivers, url, tls)
+    }
+
+    /// Queues one WebSocket message of `kind` (copied; never blocks).
+    pub fn send_websocket(
+        &self,
+        connection_id: u64,
+        data: &[u8],
+        kind: MessageKind,
+    ) -> Result<(), Error> {
+        let current = dispatch::with_current(self.shared.id, |conn: &Connection, this| {
+            (conn.id == connection_id).then(|| conn.send_message(data, kind, || this.clone()))
+        });
+        if let Some(result) = current {
+            return result;
+        }
+        let conn = self.shared.registry.connection(connection_id)?;
+        conn.send_message(data, kind, || conn.clone())
     }
 
     /// Queues bytes on a connection (copied; never blocks).

@@ -34,6 +34,8 @@ pub const TLS_HANDSHAKE: i32 = 1010;
 pub const TLS_UNTRUSTED: i32 = 1011;
 /// A library deadline passed.
 pub const TIMEOUT: i32 = 1012;
+/// The WebSocket peer broke RFC 6455, or the server refused the upgrade.
+pub const WEBSOCKET: i32 = 1013;
 
 /// An error with its stable code and a human-readable message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +140,7 @@ pub fn text(code: i32) -> &'static CStr {
         TLS_HANDSHAKE => c"the TLS handshake failed",
         TLS_UNTRUSTED => c"the peer's TLS certificate is not trusted",
         TIMEOUT => c"a deadline passed",
+        WEBSOCKET => c"WebSocket protocol error or upgrade refused",
         c if c > 0 && (c as usize) < ERRNO_TEXTS => errno_text(c),
         _ => c"unknown error code",
     }
@@ -190,7 +193,7 @@ mod tests {
     #[test]
     fn every_code_has_a_text() {
         for c in [
-            0, 102, 103, 105, 106, 107, 108, 1001, 1002, 1010, 1011, 1012,
+            0, 102, 103, 105, 106, 107, 108, 1001, 1002, 1010, 1011, 1012, 1013,
         ] {
             assert!(!text(c).to_bytes().is_empty());
         }

@@ -8,7 +8,7 @@
 
 use crate::dispatch::{self, BatchScope, Writer};
 use crate::http::{Answer, HttpListener, HttpRequest, HttpResponse, Later, RequestParts};
-use crate::info::{c_text, canonical_ip, ConnectionInfo, UNKNOWN_MAC, UNKNOWN_NAME};
+use crate::info::{c_text, canonical_ip, ConnectionInfo, MessageKind, UNKNOWN_MAC, UNKNOWN_NAME};
 use crate::tcp::{Backlog, Connection, Credits};
 use crate::udp::{Datagram, DatagramInfo, UdpListener};
 use bytes::Bytes;
@@ -56,8 +56,9 @@ pub trait Host: Send + Sync {
     }
     /// An outgoing connection is established.
     fn connected(&self, _id: u64, _info: &ConnectionInfo) {}
-    /// Data arrived: one framed message, or a raw chunk when the connection has no boundary.
-    fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo) {}
+    /// Data arrived: one framed message, a raw chunk when the connection has no boundary, or
+    /// one whole WebSocket message (`kind` says which).
+    fn data_available(&self, _id: u64, _data: &[u8], _info: &ConnectionInfo, _kind: MessageKind) {}
     /// The final event of a connection: it is closed, with why.
     fn socket_error(&self, _id: u64, _info: &ConnectionInfo, _code: i32, _message: &CStr) {}
     /// An HTTP request arrived on listener `server_id`: fill `response` before returning.
@@ -82,6 +83,7 @@ pub(crate) enum Event {
     Data {
         conn: Arc<Connection>,
         messages: Vec<Bytes>,
+        kind: MessageKind,
     },
     SocketError {
         conn: Arc<Connection>,
@@ -144,10 +146,14 @@ impl Event {
                 host.connected(conn.id, conn.info());
                 ran(Callback::Connected)
             }
-            Event::Data { conn, messages } => {
+            Event::Data {
+                conn,
+                messages,
+                kind,
+            } => {
                 let mut bytes = 0;
                 for data in &messages {
-                    host.data_available(conn.id, data, conn.info());
+                    host.data_available(conn.id, data, conn.info(), kind);
                     bytes += data.len();
                 }
                 credits.add(&conn, bytes, messages.len());
@@ -219,15 +225,17 @@ fn deliver_datagrams(host: &dyn Host, listener: &UdpListener, datagrams: Vec<Dat
 fn deliver_page_request(
     host: &dyn Host,
     listener: &HttpListener,
-    request: RequestParts,
+    mut request: RequestParts,
 ) -> Option<Answer> {
     let _pass = listener.gate.enter()?;
+    let websocket = request.upgrade.take();
     let request = HttpRequest::new(request);
     let mut response = HttpResponse {
         later: Some(Later {
             id: request.id,
             replies: listener.deferred.clone(),
         }),
+        websocket,
         ..HttpResponse::default()
     };
     host.page_request(listener.id, &request, &mut response);

@@ -23,6 +23,16 @@ pub struct PeerIdentity {
     pub mac_address: CString,
 }
 
+/// What one `data_available` message is: a framed (or raw) piece of a TCP stream, or a whole
+/// WebSocket message of either type (`XT_WS_TEXT`, `XT_WS_BINARY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MessageKind {
+    Stream = 0,
+    Text = 1,
+    Binary = 2,
+}
+
 /// The identity of one connection and its peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionInfo {

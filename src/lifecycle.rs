@@ -144,7 +144,13 @@ fn end(shared: &Shared, id: u32, listener: Listener, why: CloseReason) {
             }
         }
         ListenerState::Udp(u) => u.close(),
-        ListenerState::Http(h) => h.close(),
+        ListenerState::Http(h) => {
+            h.close();
+            // Its WebSockets go too.
+            for conn in shared.registry.connections(Some(id)) {
+                conn.request_close(why);
+            }
+        }
     }
 }
 

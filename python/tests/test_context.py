@@ -354,3 +354,55 @@ def test_a_self_signed_tls_listener_pinned_by_its_fingerprint():
         with pytest.raises(xtnet.XtError) as e:
             plain.fingerprint
         assert e.value.code == xtnet.ERR_INVALID_STATE
+
+
+def test_a_live_page_over_https_and_wss_with_the_websockets_package():
+    websockets = pytest.importorskip("websockets.sync.client")
+    import ssl
+    import urllib.request
+
+    got, ends = [], []
+
+    def page(request):
+        if request.path == "/live":
+            cid = request.accept_websocket()
+            ctx.send(cid, "hello from the host")
+            return None
+        return "<p>status</p>"
+
+    ctx = xtnet.Context(
+        on_page_request=page,
+        on_data=lambda cid, data, info: (got.append((data, info.message_kind)),
+                                         ctx.send_websocket(cid, data, binary=info.message_kind == xtnet.WS_BINARY)),
+        on_socket_error=lambda cid, info: ends.append(info),
+    )
+    with ctx:
+        listener = ctx.start_https_listener(0)
+        fp = listener.fingerprint
+        assert len(fp) == 64
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+        page_text = urllib.request.urlopen(f"https://127.0.0.1:{listener.port}/", context=insecure).read()
+        assert page_text == b"<p>status</p>"
+        with websockets.connect(f"wss://127.0.0.1:{listener.port}/live", ssl=insecure) as ws:
+            assert ws.recv() == "hello from the host"
+            ws.send(b"\x01\x02")
+            assert ws.recv() == b"\x01\x02"
+            ws.send("text")
+            assert ws.recv() == "text"
+        wait_for(lambda: ends, what="the close")
+        assert got == [(b"\x01\x02", xtnet.WS_BINARY), (b"text", xtnet.WS_TEXT)]
+        assert ends[0].error_number == xtnet.ERR_LOST_CONNECTION and "(1000)" in ends[0].error_message
+        assert ends[0].tls_protocol == "TLSv1.3"
+        # An xtnet client pins the listener and gets the same greeting.
+        greeted = []
+        client = xtnet.Context(on_data=lambda cid, data, info: greeted.append(data))
+        with client:
+            client.open_websocket(f"wss://127.0.0.1:{listener.port}/live", trust=xtnet.TRUST_PIN,
+                                  pin_sha256=fp)
+            wait_for(lambda: greeted, what="the greeting")
+            assert greeted == [b"hello from the host"]
+        # A request that is no upgrade cannot become a WebSocket.
+        with pytest.raises(xtnet.XtError) as e:
+            xtnet.Request("GET", "/", "", [], b"", [], [], None).accept_websocket()
+        assert e.value.code == xtnet.ERR_INVALID_STATE

@@ -365,3 +365,56 @@ def test_a_plugin_opens_a_tls_connection_and_pins_the_device(plugin, tmp_path):
     second = g["XTOpenTLSConnection"]("127.0.0.1", port, "\r\n", fp)
     wait_for(lambda: ("data", "welcome", second) in events, poll=plugin, what="pinned")
     listener.close()
+
+
+def test_a_plugin_serves_https_and_accepts_and_opens_websockets(plugin):
+    import ssl
+    import urllib.request
+
+    g, h, events = plugin.g, plugin.handlers_dict, []
+
+    def XTPageRequest(theServerID, theRequestInfo):
+        if theRequestInfo[g["xtKeyPath"]] == "/ws":
+            cid = g["XTAcceptWebSocket"](theRequestInfo[g["xtKeyRequestId"]])
+            events.append(("accepted", cid))
+            g["XTSendData"](cid, "hi")
+            return None
+        return "plain page"
+
+    def XTDataAvailable(theData, theConnectionID, theConnectionInfo):
+        events.append(("data", theData, theConnectionInfo[g["xtKeyMessageKind"]]))
+        if theData == "echo me":
+            g["XTSendWebSocket"](theConnectionID, theData, True)
+
+    h.update(XTPageRequest=XTPageRequest, XTDataAvailable=XTDataAvailable,
+             XTConnected=lambda cid, info: events.append(("connected", cid)),
+             XTSocketError=lambda cid, info: events.append(("end", cid, info[g["xtKeyErrorNumber"]])))
+    server = g["XTStartHTTPSListener"](0)
+    assert server > 0
+    fp = g["XTListenerFingerprint"](server)
+    assert len(fp) == 64
+    port = _listener_port(plugin, server)
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    import threading
+    fetched = []
+    t = threading.Thread(target=lambda: fetched.append(
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/", context=insecure).read()))
+    t.start()
+    wait_for(lambda: fetched, poll=plugin, what="the page")
+    assert fetched == [b"plain page"]
+    # The plugin's own client: wss to its own listener, pinned.
+    client = g["XTOpenWebSocket"](f"wss://127.0.0.1:{port}/ws", fp)
+    assert client
+    wait_for(lambda: ("data", "hi", "text") in events, poll=plugin, what="the greeting")
+    assert ("connected", client) in events
+    g["XTSendData"](client, "echo me")
+    wait_for(lambda: ("data", "echo me", "binary") in events, poll=plugin, what="the binary echo")
+    accepted = next(e[1] for e in events if e[0] == "accepted")
+    assert g["XTDisconnect"](client)
+    wait_for(lambda: ("end", accepted, 102) in events and ("end", client, 102) in events,
+             poll=plugin, what="both ends")
+    # Not an upgrade, outside the handler, or a bad URL: "" and a log line.
+    assert g["XTAcceptWebSocket"]("12345") == ""
+    assert g["XTOpenWebSocket"]("http://nowhere/") == ""
+    assert any("XTOpenWebSocket" in line for line in plugin.log_lines)

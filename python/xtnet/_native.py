@@ -74,6 +74,7 @@ class XtConnectionInfo(ctypes.Structure):
         ("error_message", ctypes.c_char_p),
         ("tls_peer_fingerprint", ctypes.c_char_p),
         ("tls_protocol", ctypes.c_char_p),
+        ("message_kind", ctypes.c_uint32),
     ]
 
 
@@ -224,6 +225,10 @@ _SIGNATURES = {
         [_P, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],
     ),
     "xt_http_response_defer": (_c.c_uint64, [_P]),
+    "xt_start_https_listener": (_c.c_uint32, [_P, _c.c_uint16, _c.POINTER(XtTlsOptions)]),
+    "xt_http_response_accept_websocket": (_c.c_uint64, [_P, _S]),
+    "xt_open_websocket": (_c.c_uint64, [_P, _S, _c.POINTER(XtTlsOptions)]),
+    "xt_send_websocket": (_c.c_int32, [_P, _c.c_uint64, _c.c_char_p, _c.c_size_t, _c.c_uint32]),
     "xt_http_reply": (
         _c.c_int32,
         [_P, _c.c_uint64, _c.c_uint16, _S, _c.c_char_p, _c.c_size_t],

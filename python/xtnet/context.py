@@ -49,6 +49,10 @@ TRUST_ANY = 3
 ERR_TLS_HANDSHAKE = 1010
 ERR_TLS_UNTRUSTED = 1011
 ERR_TIMEOUT = 1012
+ERR_WEBSOCKET = 1013
+OPT_WS_MAX_MESSAGE_BYTES = 14
+WS_TEXT = 1
+WS_BINARY = 2
 
 STAT_CONNECTIONS = 1
 STAT_LISTENERS = 2
@@ -138,6 +142,7 @@ class ConnectionInfo:
     error_message: str = ""
     tls_peer_fingerprint: str = ""  # hex SHA-256 of the peer's key; "" without TLS
     tls_protocol: str = ""  # "TLSv1.3", "TLSv1.2"; "" without TLS
+    message_kind: int = 0  # in on_data of a WebSocket: WS_TEXT or WS_BINARY
 
     @classmethod
     def _copy(cls, p):
@@ -154,6 +159,7 @@ class ConnectionInfo:
             _text(i.error_message),
             _text(i.tls_peer_fingerprint),
             _text(i.tls_protocol),
+            i.message_kind,
         )
 
 
@@ -190,6 +196,21 @@ class Request:
     info: ConnectionInfo  # the requester
     server_id: int = 0
     id: int = 0  # the request's id: answer it later with Context.reply(id, ...) after LATER
+    _response: object = field(default=None, repr=False, compare=False)
+
+    def accept_websocket(self, subprotocol=None):
+        """Inside the page handler of a WebSocket upgrade request: the request's connection
+        becomes a WebSocket with its own connection id (returned; send to it at once). Its
+        messages come to on_data (``info.message_kind`` WS_TEXT or WS_BINARY), its end to
+        on_socket_error. XtError 106 when the request is no valid upgrade (it gets 400) or
+        outside the handler; 1001 for a subprotocol the client did not offer."""
+        if self._response is None:
+            raise XtError(ERR_INVALID_STATE, "only inside the page handler")
+        proto = None if subprotocol is None else str(subprotocol).encode("utf-8")
+        cid = lib.xt_http_response_accept_websocket(self._response, proto)
+        if not cid:
+            raise _last_error()
+        return cid
 
     def header(self, name):
         """The first header called `name` (any case), or None."""
@@ -244,6 +265,15 @@ def _read_request(server_id, r):
         info=ConnectionInfo._copy(lib.xt_http_request_info(r)),
         server_id=server_id,
         id=lib.xt_http_request_id(r),
+    )
+
+
+def _tls_options(trust=TRUST_SYSTEM, ca_file=None, pin_sha256=None, server_name=None,
+                 cert_file=None, key_file=None):
+    enc = lambda s: None if s is None else str(s).encode("utf-8")  # noqa: E731
+    return _native.XtTlsOptions(
+        ctypes.sizeof(_native.XtTlsOptions), int(trust), enc(ca_file), enc(pin_sha256),
+        enc(server_name), enc(cert_file), enc(key_file),
     )
 
 
@@ -371,8 +401,14 @@ class HtmlListener(_Listener):
     kind = "HTTP"
 
     def stop(self):
+        """Stops serving; its WebSockets end too (close code 1001)."""
         if not lib.xt_stop_html_listener(self.ctx._live(), self.id):
             raise _last_error()
+
+    @property
+    def fingerprint(self):
+        """An HTTPS listener's certificate fingerprint; XtError 106 for plain HTTP."""
+        return TcpListener.fingerprint.fget(self)
 
 
 # ---------------------------------------------------------------- the context
@@ -504,16 +540,14 @@ class Context:
             raise _last_error()
         return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
-    def start_tls_listener(self, port, boundary=b"\r\n", cert_file=None, key_file=None):
+    def start_tls_listener(self, port, boundary=b"\r\n", cert_file=None, key_file=None,
+                           ca_file=None):
         """A framed TCP listener over TLS, presenting the PEM chain `cert_file` with its
         `key_file`, or (neither given) a self-signed certificate made for this host; its
-        `fingerprint` is what clients pin."""
+        `fingerprint` is what clients pin. With `ca_file`, clients must present a
+        certificate from that CA (its fingerprint is info.tls_peer_fingerprint)."""
         boundary = _data(boundary)
-        enc = lambda s: None if s is None else str(s).encode("utf-8")  # noqa: E731
-        opts = _native.XtTlsOptions(
-            ctypes.sizeof(_native.XtTlsOptions), TRUST_ANY, None, None, None,
-            enc(cert_file), enc(key_file),
-        )
+        opts = _tls_options(TRUST_ANY, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
         sid = lib.xt_start_tls_listener(
             self._live(), _port(port), boundary, len(boundary), ctypes.byref(opts)
         )
@@ -533,18 +567,17 @@ class Context:
         return cid
 
     def open_tls_connection(self, host, port, boundary=b"\r\n", trust=None, ca_file=None,
-                            pin_sha256=None, server_name=None):
+                            pin_sha256=None, server_name=None, cert_file=None, key_file=None):
         """Like :meth:`open_tcp_connection`, over TLS. `trust` is TRUST_SYSTEM (default),
         TRUST_CA_FILE (with `ca_file`), TRUST_PIN (with `pin_sha256`, the hex SHA-256 of the
         device's key) or TRUST_ANY (trust on first use: read info.tls_peer_fingerprint and pin
         it next time). An untrusted certificate ends in on_socket_error 1011 with its
-        fingerprint; other handshake failures 1010."""
+        fingerprint; other handshake failures 1010. `cert_file`/`key_file`: a client
+        certificate for servers that ask for one."""
         boundary = _data(boundary)
-        enc = lambda s: None if s is None else str(s).encode("utf-8")  # noqa: E731
-        opts = _native.XtTlsOptions(
-            ctypes.sizeof(_native.XtTlsOptions),
-            TRUST_SYSTEM if trust is None else int(trust),
-            enc(ca_file), enc(pin_sha256), enc(server_name), None, None,
+        opts = _tls_options(
+            TRUST_SYSTEM if trust is None else trust, ca_file, pin_sha256, server_name,
+            cert_file, key_file,
         )
         cid = lib.xt_open_tls_connection(
             self._live(), host.encode(), _port(port), boundary, len(boundary), ctypes.byref(opts)
@@ -552,6 +585,30 @@ class Context:
         if not cid:
             raise _last_error()
         return cid
+
+    def open_websocket(self, url, trust=None, ca_file=None, pin_sha256=None, server_name=None,
+                       cert_file=None, key_file=None):
+        """Opens a WebSocket to a ws:// or wss:// URL in the background; returns its
+        connection id at once. on_connected follows the handshake (or on_socket_error: 1013
+        when the server refuses the upgrade, the TLS codes for wss). For wss, trust as in
+        :meth:`open_tls_connection`. Then as an accepted WebSocket: one on_data per message."""
+        opts = None
+        if str(url).lower().startswith("wss:") or trust is not None or ca_file or pin_sha256:
+            opts = ctypes.byref(_tls_options(
+                TRUST_SYSTEM if trust is None else trust, ca_file, pin_sha256, server_name,
+                cert_file, key_file,
+            ))
+        cid = lib.xt_open_websocket(self._live(), str(url).encode("utf-8"), opts)
+        if not cid:
+            raise _last_error()
+        return cid
+
+    def send_websocket(self, conn_id, data, binary=False):
+        """Sends one WebSocket message: text (a str, or UTF-8 bytes) or, with `binary`, binary.
+        :meth:`send` on a WebSocket sends text."""
+        data = _data(data)
+        kind = WS_BINARY if binary else WS_TEXT
+        _check(lib.xt_send_websocket(self._live(), int(conn_id), data, len(data), kind))
 
     def send(self, conn_id, data):
         """Queues data on a connection (copied; never blocks; any thread)."""
@@ -578,8 +635,19 @@ class Context:
         return UdpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
     def start_html_listener(self, port):
-        """An HTTP/1.1 server; requests go to on_page_request, answered inline."""
+        """An HTTP/1.1 server; requests go to on_page_request, answered inline, later
+        (:data:`LATER`), or turned into WebSockets (:meth:`Request.accept_websocket`)."""
         sid = lib.xt_start_html_listener(self._live(), _port(port))
+        if not sid:
+            raise _last_error()
+        return HtmlListener(self, sid, lib.xt_listener_port(self._ptr, sid))
+
+    def start_https_listener(self, port, cert_file=None, key_file=None, ca_file=None):
+        """The HTML listener over TLS (also wss://): the PEM chain `cert_file` with its
+        `key_file`, or a self-signed certificate made for this host (see its `fingerprint`);
+        with `ca_file`, clients must present a certificate from that CA."""
+        opts = _tls_options(TRUST_ANY, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        sid = lib.xt_start_https_listener(self._live(), _port(port), ctypes.byref(opts))
         if not sid:
             raise _last_error()
         return HtmlListener(self, sid, lib.xt_listener_port(self._ptr, sid))
@@ -641,7 +709,12 @@ class Context:
             return
 
         def answer():
-            result = self.on_page_request(_read_request(sid, request))
+            req = _read_request(sid, request)
+            req._response = response
+            try:
+                result = self.on_page_request(req)
+            finally:
+                req._response = None  # the response pointer dies with the callback
             if result is LATER:
                 if not lib.xt_http_response_defer(response):
                     raise XtError(lib.xt_last_error(), _text(lib.xt_last_error_message()))

@@ -61,6 +61,20 @@ This project's own names, in the same style, where XTension's page names no call
   ``xtReplyLater`` and keeps ``theRequestInfo[xtKeyRequestId]``; later (from any event)
   ``XTReplyToRequest(theRequestID, theCode, theContentType, thePage)`` answers it (True, or
   False when it no longer waits). Unanswered within 30 s, the client gets 504.
+- TLS listeners (XTension's "use SSL" with a PEM path): ``XTStartHTTPSListener(thePort,
+  thePEMPath)`` and ``XTStartTLSListener(thePort, theBoundryString, thePEMPath)`` return the
+  id like the plain ones; the PEM file holds the certificate chain and its key (one file, or
+  give ``theKeyPath`` too). Without a path the listener makes a self-signed certificate, and
+  ``XTListenerFingerprint(theServerID)`` tells its fingerprint for devices to pin.
+- WebSocket: inside ``XTPageRequest``, ``XTAcceptWebSocket(theRequestInfo[xtKeyRequestId],
+  theSubprotocol)`` turns the request's connection into a WebSocket and returns its connection
+  id ("" when the request is no upgrade; it then gets 400); what ``XTPageRequest`` returns is
+  not used then. ``XTOpenWebSocket(theURL, thePin)`` opens one to ``ws://`` or ``wss://``
+  (trust as for ``XTOpenTLSConnection``) and returns its id; ``XTConnected`` follows. Each
+  message comes to ``XTDataAvailable`` whole, with ``xtKeyMessageKind`` "text" or "binary" in
+  the info; ``XTSendData`` sends text, ``XTSendWebSocket(theConnectionID, theData, isBinary)``
+  either; ``XTDisconnect`` closes with a close frame. ``XTSocketError`` 102 tells the close
+  code and reason in ``xtKeyErrorMessage``.
 - ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
 - ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
   connection, and the log says so once.
@@ -84,6 +98,10 @@ from .context import (
     Context,
     HtmlListener,
     Response,
+    TRUST_ANY,
+    TRUST_PIN,
+    WS_BINARY,
+    WS_TEXT,
     TcpListener,
     UdpListener,
     XtError,
@@ -122,6 +140,7 @@ xtKeyFileData = "xtKeyFileData"
 xtKeyRequestId = "xtKeyRequestId"
 xtKeyTlsFingerprint = "xtKeyTlsFingerprint"
 xtKeyTlsProtocol = "xtKeyTlsProtocol"
+xtKeyMessageKind = "xtKeyMessageKind"
 # Returned by XTPageRequest: the page comes later, from XTReplyToRequest.
 xtReplyLater = LATER
 
@@ -158,6 +177,9 @@ def printable(text):
 _PAGE_FORMS = "return the page as text, (code, page) or (code, headersDict, page)"
 
 
+_MESSAGE_KINDS = {WS_TEXT: "text", WS_BINARY: "binary"}
+
+
 def connection_info(info):
     """The XTension dict for a ConnectionInfo."""
     d = {
@@ -170,6 +192,7 @@ def connection_info(info):
         xtKeyServerId: info.server_id,
         xtKeyTlsFingerprint: info.tls_peer_fingerprint,
         xtKeyTlsProtocol: info.tls_protocol,
+        xtKeyMessageKind: _MESSAGE_KINDS.get(info.message_kind, ""),
     }
     if info.error_number:
         d[xtKeyErrorNumber] = info.error_number
@@ -190,6 +213,7 @@ class Plugin:
         self.handlers = handlers
         self._log = log or self._print_log
         self._refusal_logged = False
+        self._request, self._ws_accepted = None, False
         self._none_logged = False
         self.ctx = Context(
             "poll",
@@ -350,6 +374,69 @@ class Plugin:
             self._error(f"XTOpenTLSConnection({theAddress}, {thePort})", _as_xt_error(e))
             return ""
 
+    def XTStartHTTPSListener(self, thePort, thePEMPath="", theKeyPath=""):
+        """The HTML listener over TLS: the certificate chain and key from ``thePEMPath`` (and
+        ``theKeyPath`` when the key is in a file of its own), or a self-signed certificate
+        without a path. The id, or 0 with the error in the log."""
+        cert = str(thePEMPath) or None
+        key = str(theKeyPath) or cert
+        return self._start(
+            "XTStartHTTPSListener",
+            lambda port: self.ctx.start_https_listener(port, cert_file=cert, key_file=key),
+            thePort,
+        )
+
+    def XTStartTLSListener(self, thePort, theBoundryString="", thePEMPath="", theKeyPath=""):
+        """A TCP listener over TLS, as ``XTStartHTTPSListener`` for its certificate."""
+        cert = str(thePEMPath) or None
+        key = str(theKeyPath) or cert
+        return self._start(
+            "XTStartTLSListener",
+            lambda port: self.ctx.start_tls_listener(
+                port, _to_bytes(theBoundryString), cert_file=cert, key_file=key
+            ),
+            thePort,
+        )
+
+    def XTListenerFingerprint(self, theServerID):
+        """The SHA-256 (hex) of the key a TLS or HTTPS listener presents, "" on error."""
+        try:
+            return TcpListener(self.ctx, int(theServerID)).fingerprint
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTListenerFingerprint({theServerID})", _as_xt_error(e))
+            return ""
+
+    def XTAcceptWebSocket(self, theRequestID, theSubprotocol=""):
+        """Inside XTPageRequest: makes the request's connection a WebSocket; its id, or ""
+        (the request is no upgrade and gets 400, or it is not the one being handled)."""
+        request = self._request
+        try:
+            if request is None or str(request.id) != str(theRequestID):
+                raise XtError(106, f"request {theRequestID} is not the one XTPageRequest has")
+            cid = request.accept_websocket(str(theSubprotocol) or None)
+            self._ws_accepted = True
+            return str(cid)
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTAcceptWebSocket({theRequestID})", _as_xt_error(e))
+            return ""
+
+    def XTOpenWebSocket(self, theURL, thePin=""):
+        """A WebSocket to ``ws://…`` or ``wss://…`` (for wss: only the device with key
+        ``thePin``, or without it any certificate, as ``XTOpenTLSConnection``). The id, or ""."""
+        try:
+            trust = TRUST_PIN if thePin else TRUST_ANY
+            return str(self.ctx.open_websocket(str(theURL), trust=trust, pin_sha256=thePin or None))
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTOpenWebSocket({theURL})", _as_xt_error(e))
+            return ""
+
+    def XTSendWebSocket(self, theConnectionID, theData, isBinary=False):
+        """One WebSocket message: text, or binary with ``isBinary``. True/False."""
+        return self._try(
+            f"XTSendWebSocket({theConnectionID})",
+            lambda: self.ctx.send_websocket(int(theConnectionID), _to_bytes(theData), bool(isBinary)),
+        )
+
     def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
         try:
             return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
@@ -443,7 +530,13 @@ class Plugin:
             ],
         })
         failed = Response(status=500, body="plugin error (see the plugin's log)")
-        answer = self._call("XTPageRequest", request.server_id, d, failed=failed)
+        self._request, self._ws_accepted = request, False  # for XTAcceptWebSocket
+        try:
+            answer = self._call("XTPageRequest", request.server_id, d, failed=failed)
+        finally:
+            self._request = None
+        if self._ws_accepted:
+            return None  # a WebSocket now: the 101 goes out, the answer is not used
         if answer is failed or answer is LATER:
             return answer
         if isinstance(answer, (str, bytes)):

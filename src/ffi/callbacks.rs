@@ -13,7 +13,7 @@
 use crate::error::Error;
 use crate::events::{Callback, Host, LogLevel};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::info::{decimal_c, ConnectionInfo};
+use crate::info::{decimal_c, ConnectionInfo, MessageKind};
 use crate::panics::host_call;
 use crate::udp::DatagramInfo;
 use parking_lot::Mutex;
@@ -66,6 +66,9 @@ pub struct XtConnectionInfo {
     pub tls_peer_fingerprint: *const c_char,
     /// "TLSv1.3", "TLSv1.2", or "" without TLS.
     pub tls_protocol: *const c_char,
+    /// In `data_available` of a WebSocket connection: `XT_WS_TEXT` or `XT_WS_BINARY` (the
+    /// message's type); 0 otherwise.
+    pub message_kind: u32,
 }
 
 /// What is known about the sender of a datagram. Borrowed for the duration of the callback.
@@ -225,6 +228,7 @@ pub(crate) fn c_info(
         error_message: error_message.as_ptr(),
         tls_peer_fingerprint: info.tls_fingerprint().as_ptr(),
         tls_protocol: info.tls_protocol().as_ptr(),
+        message_kind: 0,
     }
 }
 
@@ -270,18 +274,14 @@ impl Host for CHost {
         }
     }
 
-    fn data_available(&self, id: u64, data: &[u8], info: &ConnectionInfo) {
+    fn data_available(&self, id: u64, data: &[u8], info: &ConnectionInfo, kind: MessageKind) {
         if let Some(f) = self.table.data_available {
+            let info = XtConnectionInfo {
+                message_kind: kind as u32,
+                ..c_info(info, &mut [0; 21], 0, c"")
+            };
             // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
-            host_call(|| unsafe {
-                f(
-                    self.table.user_data,
-                    data.as_ptr(),
-                    data.len(),
-                    id,
-                    &c_info(info, &mut [0; 21], 0, c""),
-                )
-            })
+            host_call(|| unsafe { f(self.table.user_data, data.as_ptr(), data.len(), id, &info) })
         }
     }
 
@@ -404,6 +404,7 @@ fn c_info_empty() -> XtConnectionInfo {
         error_message: c"".as_ptr(),
         tls_peer_fingerprint: c"".as_ptr(),
         tls_protocol: c"".as_ptr(),
+        message_kind: 0,
     }
 }
 

@@ -26,8 +26,12 @@ pub const XT_ERR_PANIC: i32 = 1002;
 pub const XT_ERR_TLS_HANDSHAKE: i32 = 1010;
 /// The peer's certificate is not trusted; `error_message` carries its fingerprint.
 pub const XT_ERR_TLS_UNTRUSTED: i32 = 1011;
-/// A library deadline passed.
+/// A library deadline passed (a deferred HTTP reply, a WebSocket close the peer did not answer).
 pub const XT_ERR_TIMEOUT: i32 = 1012;
+/// A WebSocket peer broke RFC 6455 (unmasked or malformed frames, text that is not UTF-8; the
+/// connection was closed with 1002 or 1007), or a server refused the upgrade (its HTTP status
+/// is in the message).
+pub const XT_ERR_WEBSOCKET: i32 = 1013;
 
 static VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
@@ -116,8 +120,18 @@ mod tests {
             [error::INVALID_ARGUMENT, error::PANIC]
         );
         assert_eq!(
-            [XT_ERR_TLS_HANDSHAKE, XT_ERR_TLS_UNTRUSTED, XT_ERR_TIMEOUT],
-            [error::TLS_HANDSHAKE, error::TLS_UNTRUSTED, error::TIMEOUT]
+            [
+                XT_ERR_TLS_HANDSHAKE,
+                XT_ERR_TLS_UNTRUSTED,
+                XT_ERR_TIMEOUT,
+                XT_ERR_WEBSOCKET
+            ],
+            [
+                error::TLS_HANDSHAKE,
+                error::TLS_UNTRUSTED,
+                error::TIMEOUT,
+                error::WEBSOCKET
+            ]
         );
     }
 }

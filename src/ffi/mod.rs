@@ -15,6 +15,7 @@ pub mod options;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod websocket;
 
 /// Runs an `extern "C"` body; a panic inside becomes `$default` with `XT_ERR_PANIC` recorded.
 /// A macro around the body (not the signature) so cbindgen sees plain functions.

@@ -77,7 +77,7 @@ unsafe fn checked<'a>(tls: *const XtTlsOptions) -> Result<&'a XtTlsOptions, Erro
 /// # Safety
 /// `tls` is NULL or points to an `XtTlsOptions` at least `struct_size` bytes long whose
 /// strings are NULL or NUL-terminated.
-unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
+pub(super) unsafe fn client_options(tls: *const XtTlsOptions) -> Result<TlsClient, Error> {
     if tls.is_null() {
         return Ok(TlsClient {
             trust: Trust::System,

@@ -1,5 +1,6 @@
 //! An HTTP request as the host sees it (texts ready to lend to C, forms parsed).
 
+use super::upgrade::WebSocketUpgrade;
 use crate::info::{c_text, ConnectionInfo};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -61,6 +62,8 @@ pub(crate) struct RequestParts {
     multipart: Option<(Fields, Vec<FilePart>)>,
     info: Arc<ConnectionInfo>,
     pub(crate) id: u64,
+    /// A valid WebSocket upgrade request's offer (the host may accept it).
+    pub(crate) upgrade: Option<Box<WebSocketUpgrade>>,
 }
 
 /// The request's Content-Type, and whether its media type (parameters aside) is `media`.
@@ -100,6 +103,7 @@ impl RequestParts {
             multipart: multipart_form,
             info,
             id,
+            upgrade: None,
         }
     }
 }
@@ -110,6 +114,7 @@ impl HttpRequest {
         let RequestParts {
             head,
             body,
+            upgrade: _,
             multipart,
             info,
             id,

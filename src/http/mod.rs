@@ -3,13 +3,15 @@
 //! HEAD, Date and Content-Length, and the automatic 400/414/431 answers.
 //!
 //! `listener.rs` is the listener as every thread sees it, `serve.rs` starting it and its tasks, `message.rs`
-//! the request the host sees, `response.rs` its response and the answers that come later, `io.rs` the socket as hyper's IO.
+//! the request the host sees, `response.rs` its response and the answers that come later, `io.rs` the socket as hyper's IO (plain or TLS), `upgrade.rs` the server side of a WebSocket
+//! upgrade.
 
 mod io;
 mod listener;
 mod message;
 mod response;
 mod serve;
+mod upgrade;
 
 pub(crate) use listener::HttpListener;
 pub(crate) use message::RequestParts;
@@ -17,3 +19,4 @@ pub use message::{FilePart, HttpRequest};
 pub use response::HttpResponse;
 pub(crate) use response::{Answer, Later};
 pub(crate) use serve::{start_listener, stop_listener};
+pub(crate) use upgrade::{Handover, WebSocketSide};

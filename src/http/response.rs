@@ -2,6 +2,7 @@
 //! `page_request` waits, by its id, for `xt_http_reply` (from any thread), for its deadline
 //! (504) or for its connection to go away.
 
+use super::upgrade::WebSocketUpgrade;
 use crate::error::Error;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
@@ -34,6 +35,8 @@ pub struct HttpResponse {
     pub(crate) later: Option<Later>,
     /// Set by `defer`: where the later answer arrives.
     pub(crate) deferred: Option<oneshot::Receiver<HttpResponse>>,
+    /// During `page_request` of a valid upgrade request: the WebSocket it may become.
+    pub(crate) websocket: Option<Box<WebSocketUpgrade>>,
 }
 
 impl Default for HttpResponse {
@@ -44,6 +47,7 @@ impl Default for HttpResponse {
             body: Bytes::new(),
             later: None,
             deferred: None,
+            websocket: None,
         }
     }
 }
@@ -91,6 +95,11 @@ impl HttpResponse {
     /// Answers this request later (`xt_http_reply` with the id returned), keeping the headers
     /// added so far. Only during `page_request`, once.
     pub fn defer(&mut self) -> Result<u64, Error> {
+        if self.websocket.as_ref().is_some_and(|w| w.is_accepted()) {
+            return Err(Error::invalid_state(
+                "this request was accepted as a WebSocket; it cannot be answered later",
+            ));
+        }
         let later = self.later.take().ok_or_else(|| {
             Error::invalid_state("this request cannot be answered later (already deferred?)")
         })?;
@@ -100,6 +109,26 @@ impl HttpResponse {
             .wait(later.id, reply, std::mem::take(&mut self.headers));
         self.deferred = Some(answer);
         Ok(later.id)
+    }
+
+    /// Turns the request's connection into a WebSocket (the 101 goes out when `page_request`
+    /// returns), with `subprotocol` (one the client offered) or none; returns its connection
+    /// id. A request that is no valid upgrade gets 400 (106); a deferred one cannot (106).
+    pub fn accept_websocket(&mut self, subprotocol: Option<&str>) -> Result<u64, Error> {
+        if self.deferred.is_some() {
+            return Err(Error::invalid_state(
+                "this request was deferred; it cannot become a WebSocket",
+            ));
+        }
+        let Some(upgrade) = self.websocket.as_mut() else {
+            self.status = StatusCode::BAD_REQUEST;
+            return Err(Error::invalid_state(
+                "this request is not a valid WebSocket upgrade (it gets 400)",
+            ));
+        };
+        let id = upgrade.accept(subprotocol)?;
+        self.later = None; // a WebSocket is answered now
+        Ok(id)
     }
 
     /// The hyper response; a body without a Content-Type is sent as HTML (an "HTML listener").

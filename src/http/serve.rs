@@ -7,6 +7,7 @@ use super::io::{HttpIo, RawIo, SharedStream};
 use super::listener::{HttpListener, Limits, DRAIN_LIMIT};
 use super::message::RequestParts;
 use super::response::Answer;
+use super::upgrade::{self, WebSocketUpgrade};
 use crate::error::Error;
 use crate::events::{Callback, Event, LogLevel};
 use crate::info::ConnectionInfo;
@@ -15,6 +16,7 @@ use crate::ports::open_stream_listener;
 use crate::registry::ListenerStopped;
 use crate::registry::{ListenerKind, ListenerState};
 use crate::shared::Shared;
+use crate::tcp::Upgrading;
 use crate::tls::TlsServer;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -353,6 +355,10 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
         // Answered before reading any of it (no 100 Continue is sent either).
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, true);
     }
+    // A valid upgrade request: what it offers, and where hyper hands over the socket after a 101.
+    let mut request = request;
+    let upgrade = upgrade::offer(&request)
+        .map(|(key, protocols)| (key, protocols, hyper::upgrade::on(&mut request)));
     let (parts, body) = request.into_parts();
     let body = if hyper::body::Body::is_end_stream(&body) {
         Bytes::new() // no body (a GET): nothing to collect
@@ -368,7 +374,12 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
         return error_response(StatusCode::NOT_FOUND, false);
     }
     let id = conn.shared.registry.new_request_id();
-    let request = Box::new(RequestParts::new(parts, body, conn.info.clone(), id).await);
+    let mut request = Box::new(RequestParts::new(parts, body, conn.info.clone(), id).await);
+    let on_upgrade = upgrade.map(|(key, protocols, on_upgrade)| {
+        let pending = Box::new(Upgrading::new(&conn.shared, &conn.info));
+        request.upgrade = Some(Box::new(WebSocketUpgrade::new(key, protocols, pending)));
+        on_upgrade
+    });
     let (reply, answer) = oneshot::channel();
     conn.shared.queue.push(Event::PageRequest {
         listener: conn.listener.clone(),
@@ -378,7 +389,12 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
     let later = tokio::select! {
         biased;
         answer = answer => match answer {
-            Ok(Answer::Now(response)) => return response.into_hyper(),
+            Ok(Answer::Now(mut response)) => {
+                return match (response.websocket.take(), on_upgrade) {
+                    (Some(ws), Some(on_upgrade)) if ws.is_accepted() => switch(conn, *ws, on_upgrade),
+                    _ => response.into_hyper(),
+                };
+            }
             Ok(Answer::Later(later)) => later,
             // The listener stopped before the host saw it.
             Err(_) => return error_response(StatusCode::SERVICE_UNAVAILABLE, true),
@@ -404,6 +420,24 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
             error_response(StatusCode::SERVICE_UNAVAILABLE, true)
         }
     }
+}
+
+/// Answers an accepted upgrade with 101 and starts the WebSocket on the socket hyper hands
+/// over once the 101 is out; this connection's HTTP task then leaves the socket alone.
+fn switch(
+    conn: &Conn,
+    ws: WebSocketUpgrade,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+) -> Response<Full<Bytes>> {
+    let (response, pending) = ws.into_answer();
+    conn.stream.upgraded.store(true, Ordering::Release);
+    pending.start(Box::pin(async move {
+        on_upgrade
+            .await
+            .map(TokioIo::new)
+            .map_err(|e| e.to_string())
+    }));
+    response
 }
 
 /// Takes a deferred request off its listener's waiting list when dropped.

@@ -13,7 +13,7 @@ use super::flow::{Flow, Reader};
 use crate::dispatch::{self, Writer};
 use crate::error::{self, Error};
 use crate::framing::Boundary;
-use crate::info::ConnectionInfo;
+use crate::info::{ConnectionInfo, MessageKind};
 use crate::options::Options;
 use atomic_waker::AtomicWaker;
 use bytes::{Buf, BytesMut};
@@ -35,6 +35,9 @@ pub(crate) struct Settings {
     pub max_message_len: usize,
     pub write_queue_limit: usize,
     pub idle_timeout: Option<Duration>,
+    /// A WebSocket connection: its write queue holds whole messages (see `send_message`),
+    /// `max_message_len` is `XT_OPT_WS_MAX_MESSAGE_BYTES`.
+    pub websocket: bool,
 }
 
 impl Settings {
@@ -51,9 +54,25 @@ impl Settings {
             max_message_len: o.max_message_len,
             write_queue_limit: o.write_queue_limit,
             idle_timeout: o.idle_timeout,
+            websocket: false,
         }))
     }
+
+    /// The settings of a WebSocket connection.
+    pub(crate) fn websocket(o: &Options) -> Arc<Settings> {
+        Arc::new(Settings {
+            boundary: Arc::new(Boundary::new(b"")),
+            max_message_len: o.ws_max_message_bytes,
+            write_queue_limit: o.write_queue_limit,
+            idle_timeout: o.idle_timeout,
+            websocket: true,
+        })
+    }
 }
+
+/// A WebSocket message in a write queue: its kind (1 byte), its length (4 bytes, LE), then
+/// its bytes; the pump (`ws_pump.rs`) takes them apart again.
+pub(super) const RECORD_HEAD: usize = 5;
 
 /// Why the host or the library asked a connection to close. Higher values win.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -233,6 +252,24 @@ impl Connection {
         self.debug_panic.load(Ordering::Relaxed) && self.debug_panic.swap(false, Ordering::SeqCst)
     }
 
+    /// Resolves when the connection's task is woken (output queued, close requested, flow
+    /// resumed), or at once when there is output or a close to see to.
+    pub(super) async fn woken(&self) {
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered {
+                return std::task::Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            registered = true;
+            if self.has_output() || self.close_requested() {
+                return std::task::Poll::Ready(());
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     /// Wakes the connection's task to look at its state again.
     pub(crate) fn wake(&self) {
         self.waker.wake();
@@ -252,10 +289,56 @@ impl Connection {
         }
     }
 
-    /// Queues `data` (copied). Never blocks. `this` gives the connection as a shared writer,
+    /// Queues `data` (copied): bytes for the stream, or for a WebSocket one text message
+    /// (1001 if it is not UTF-8). Never blocks. `this` gives the connection as a shared writer,
     /// needed only when it is first written to in a batch of callbacks.
     pub(crate) fn send(
         &self,
+        data: &[u8],
+        this: impl FnOnce() -> Arc<dyn Writer>,
+    ) -> Result<(), Error> {
+        if self.settings.websocket {
+            return self.send_message(data, MessageKind::Text, this);
+        }
+        self.queue(&[], data, this)
+    }
+
+    /// Queues one WebSocket message of `kind` (copied); 1001 for text that is not UTF-8, a
+    /// kind that is neither text nor binary, or a connection that is no WebSocket.
+    pub(crate) fn send_message(
+        &self,
+        data: &[u8],
+        kind: MessageKind,
+        this: impl FnOnce() -> Arc<dyn Writer>,
+    ) -> Result<(), Error> {
+        if !self.settings.websocket {
+            return Err(Error::invalid_argument(format!(
+                "connection {} is not a WebSocket",
+                self.id
+            )));
+        }
+        if kind == MessageKind::Stream {
+            return Err(Error::invalid_argument(
+                "a WebSocket message is text or binary",
+            ));
+        }
+        if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
+            return Err(Error::invalid_argument(
+                "a WebSocket text message must be UTF-8 (send it as binary)",
+            ));
+        }
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid_argument("a WebSocket message is at most 4 GiB"))?;
+        let mut head = [0u8; RECORD_HEAD];
+        head[0] = kind as u8;
+        head[1..].copy_from_slice(&len.to_le_bytes());
+        self.queue(&head, data, this)
+    }
+
+    /// Queues `head` and `data` together (a write of the stream has no head).
+    fn queue(
+        &self,
+        head: &[u8],
         mut data: &[u8],
         this: impl FnOnce() -> Arc<dyn Writer>,
     ) -> Result<(), Error> {
@@ -272,7 +355,7 @@ impl Connection {
         }
         let deferred = dispatch::dispatching_context() == self.ctx_id;
         let mut out = self.out.lock();
-        if out.buf.len() + data.len() > self.settings.write_queue_limit {
+        if out.buf.len() + head.len() + data.len() > self.settings.write_queue_limit {
             return Err(Error::new(
                 error::OUT_OF_MEMORY,
                 format!(
@@ -283,11 +366,12 @@ impl Connection {
                 ),
             ));
         }
-        if data.is_empty() {
+        if data.is_empty() && head.is_empty() {
             return Ok(());
         }
         let was_empty = out.buf.is_empty();
-        if was_empty && !deferred && !out.blocked {
+        // Only a plain stream (no head) is written from the calling thread.
+        if was_empty && !deferred && !out.blocked && head.is_empty() {
             if let Some(stream) = self.open_stream() {
                 match stream.try_write(data) {
                     Ok(n) => {
@@ -310,8 +394,9 @@ impl Connection {
         }
         if out.buf.capacity() == 0 {
             // Replies usually come in a few pieces (message, boundary): one allocation for all.
-            out.buf.reserve(data.len().max(OUTBOX_START));
+            out.buf.reserve((head.len() + data.len()).max(OUTBOX_START));
         }
+        out.buf.extend_from_slice(head);
         out.buf.extend_from_slice(data);
         drop(out);
         if deferred {

@@ -4,12 +4,23 @@
 use super::connection::Connection;
 use crate::error::{self, Error};
 use crate::events::Event;
+use crate::info::MessageKind;
 use crate::shared::Shared;
 use bytes::Bytes;
 use std::sync::Arc;
 
 /// Queues the messages of one read for the host, as one event.
 pub(super) fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
+    queue_of_kind(shared, conn, messages, MessageKind::Stream);
+}
+
+/// Queues messages of one kind (a WebSocket's are each an event of their own kind).
+pub(super) fn queue_of_kind(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    messages: Vec<Bytes>,
+    kind: MessageKind,
+) {
     if messages.is_empty() {
         return;
     }
@@ -18,6 +29,7 @@ pub(super) fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: 
     shared.queue.push(Event::Data {
         conn: conn.clone(),
         messages,
+        kind,
     });
 }
 

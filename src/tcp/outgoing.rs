@@ -3,6 +3,7 @@
 use super::connection::{Connection, Settings, State};
 use super::driver::Drivers;
 use super::task::{ConnTask, ConnectFailed, Connected, Transport};
+use super::ws_client::{self, ClientIo};
 use crate::error::{self, Error};
 use crate::shared::Shared;
 use crate::tls::{self, TlsClient};
@@ -21,6 +22,40 @@ pub(crate) fn open_connection(
     boundary: &[u8],
     tls: Option<&TlsClient>,
 ) -> Result<u64, Error> {
+    let settings = Settings::new(&shared.options.lock(), boundary)?;
+    open(shared, drivers, host, port, settings, tls, None)
+}
+
+/// Opens a WebSocket to `url` (`ws://` or `wss://`; for wss, trusting the server as `tls`
+/// says, by default the system's roots); returns its id at once.
+pub(crate) fn open_websocket(
+    shared: &Arc<Shared>,
+    drivers: &Drivers,
+    url: &str,
+    tls: Option<&TlsClient>,
+) -> Result<u64, Error> {
+    let target = ws_client::parse_url(url.trim())?;
+    let system = TlsClient {
+        trust: tls::Trust::System,
+        server_name: None,
+        client_cert: None,
+    };
+    let tls = target.tls.then(|| tls.unwrap_or(&system));
+    let settings = Settings::websocket(&shared.options.lock());
+    let (host, port) = (target.host.clone(), target.port);
+    open(shared, drivers, &host, port, settings, tls, Some(target))
+}
+
+/// An outgoing connection with `settings`, over TLS with `tls`, a WebSocket to `ws`.
+fn open(
+    shared: &Arc<Shared>,
+    drivers: &Drivers,
+    host: &str,
+    port: u16,
+    settings: Arc<Settings>,
+    tls: Option<&TlsClient>,
+    ws: Option<ws_client::Target>,
+) -> Result<u64, Error> {
     let host = host.trim();
     if host.is_empty() {
         return Err(Error::invalid_argument("empty host name"));
@@ -28,10 +63,8 @@ pub(crate) fn open_connection(
     if port == 0 {
         return Err(Error::new(error::INVALID_PORT, "cannot connect to port 0"));
     }
-    let (settings, connect_timeout) = {
-        let o = shared.options.lock();
-        (Settings::new(&o, boundary)?, o.connect_timeout)
-    };
+    let connect_timeout = shared.options.lock().connect_timeout;
+    let max_message = settings.max_message_len;
     let id = shared.registry.new_connection_id();
     let conn = Arc::new(Connection::new(
         id,
@@ -48,7 +81,8 @@ pub(crate) fn open_connection(
             Ok::<_, Error>((config, verifier, tls::server_name(t, host)?))
         })
         .transpose()?;
-    let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout, tls));
+    let ws = ws.map(|target| (target, max_message));
+    let attempt = Box::pin(connect(host.to_owned(), port, connect_timeout, tls, ws));
     let task = ConnTask::outgoing(shared.task_guard(), conn, attempt, host.to_owned(), port);
     drivers.spawn(task);
     Ok(id)
@@ -68,35 +102,28 @@ type TlsSetup = (
     rustls::pki_types::ServerName<'static>,
 );
 
-/// Resolves and connects, trying each address in turn, then (with `tls`) does the handshake:
-/// all within one overall time limit.
+/// Resolves and connects, trying each address in turn, then (with `tls`) does the TLS
+/// handshake and (with `ws`: where, and the message limit) the WebSocket handshake: all within
+/// one overall time limit.
 async fn connect(
     host: String,
     port: u16,
     limit: Option<Duration>,
     tls: Option<TlsSetup>,
+    ws: Option<(ws_client::Target, usize)>,
 ) -> Result<Connected, ConnectFailed> {
     let host = host.as_str();
     let attempt = async {
         let (stream, addr, local_port) = connect_tcp(host, port).await?;
-        let Some((config, verifier, name)) = tls else {
-            return Ok((Transport::Plain(stream), addr, local_port));
+        let io = secure(stream, host, port, tls).await?;
+        let transport = match (io, ws) {
+            (io, Some((target, max))) => {
+                Transport::WebSocket(Box::new(ws_client::handshake(io, &target, max).await?))
+            }
+            (ClientIo::Plain(stream), None) => Transport::Plain(stream),
+            (ClientIo::Tls(stream), None) => Transport::Tls(stream),
         };
-        let shown = name.to_str().into_owned();
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, stream)
-            .await
-            .map_err(|e| ConnectFailed {
-                error: tls::handshake_error(&e, &format!("{host}:{port} ({shown})"), &verifier),
-                // What the peer presented, for the final event's info (to pin it).
-                tls: verifier.presented().map(|f| {
-                    Arc::new(tls::TlsInfo {
-                        fingerprint: std::ffi::CString::new(f).unwrap_or_default(),
-                        protocol: c"",
-                    })
-                }),
-            })?;
-        Ok((Transport::Tls(Box::new(stream)), addr, local_port))
+        Ok((transport, addr, local_port))
     };
     match limit {
         None => attempt.await,
@@ -112,6 +139,35 @@ async fn connect(
                 )
                 .into())
             }),
+    }
+}
+
+/// The TLS handshake over a connected stream, when `tls` says how.
+async fn secure(
+    stream: TcpStream,
+    host: &str,
+    port: u16,
+    tls: Option<TlsSetup>,
+) -> Result<ClientIo, ConnectFailed> {
+    {
+        let Some((config, verifier, name)) = tls else {
+            return Ok(ClientIo::Plain(stream));
+        };
+        let shown = name.to_str().into_owned();
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| ConnectFailed {
+                error: tls::handshake_error(&e, &format!("{host}:{port} ({shown})"), &verifier),
+                // What the peer presented, for the final event's info (to pin it).
+                tls: verifier.presented().map(|f| {
+                    Arc::new(tls::TlsInfo {
+                        fingerprint: std::ffi::CString::new(f).unwrap_or_default(),
+                        protocol: c"",
+                    })
+                }),
+            })?;
+        Ok(ClientIo::Tls(Box::new(stream)))
     }
 }
 

@@ -12,6 +12,7 @@
 use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State};
 use super::flow::{pace, Pace};
 use super::messages::{lost, queue_messages, too_long_end};
+use super::ws_client::ClientIo;
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};
 use crate::framing::Framer;
@@ -33,6 +34,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::server::TlsStream as ServerTlsStream;
+use tokio_tungstenite::WebSocketStream;
 
 /// Bytes read from a socket in one system call.
 const READ_CHUNK: usize = 64 << 10;
@@ -63,10 +65,12 @@ impl From<Error> for ConnectFailed {
     }
 }
 
-/// A connected socket, plain or with a finished TLS handshake.
+/// A connected socket: plain, with a finished TLS handshake, or a WebSocket (plain or TLS)
+/// with its handshake done.
 pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    WebSocket(Box<WebSocketStream<ClientIo>>),
 }
 
 /// The task of one connection, from accept (or connect) to its final event.
@@ -94,14 +98,15 @@ enum Phase {
     /// a TLS connection's pump waits here too.
     Asking(Option<PumpFuture>),
     Open(Pump),
-    /// Open over TLS: the TLS pump (`tls_pump.rs`) until the end.
-    Tls(Pin<Box<dyn Future<Output = Error> + Send>>),
+    /// Open over TLS or as a WebSocket: its pump (`tls_pump.rs`, `ws_pump.rs`) until the end.
+    Tls(PumpFuture),
     /// Writing out and closing after a close request; the final event's error.
     Closing(Pin<Box<dyn Future<Output = Error> + Send>>),
     Done,
 }
 
-/// A TLS connection's pump, made once the handshake is done and run once the host said yes.
+/// A TLS or WebSocket connection's pump, made once the handshake is done and run once the
+/// host said yes.
 type PumpFuture = Pin<Box<dyn Future<Output = Error> + Send>>;
 
 /// An accepted TLS connection's handshake, and what the connection will be told.
@@ -118,8 +123,9 @@ struct Identifying {
     info: ConnectionInfo,
     /// None: outgoing (announce `connected`); Some(ask): accepted, ask the host or not.
     ask: Option<bool>,
-    /// A TLS connection's pump (a plain connection's stream is attached to it instead).
-    tls: Option<PumpFuture>,
+    /// A TLS or WebSocket connection's pump (a plain connection's stream is attached to it
+    /// instead).
+    pump: Option<PumpFuture>,
 }
 
 impl ConnTask {
@@ -249,7 +255,7 @@ impl ConnTask {
                     match result {
                         Ok((transport, peer, local_port)) => {
                             let mut info = ConnectionInfo::connected(conn.id, 0, peer, local_port);
-                            let tls = match transport {
+                            let pump = match transport {
                                 Transport::Plain(stream) => {
                                     attach(conn, stream);
                                     None
@@ -259,8 +265,14 @@ impl ConnTask {
                                         Some(Arc::new(crate::tls::info_of(stream.get_ref().1)));
                                     Some(pump_for(shared, conn, *stream))
                                 }
+                                Transport::WebSocket(ws) => {
+                                    info.tls = ws.get_ref().tls_info();
+                                    let pump =
+                                        super::ws_pump::run(shared.clone(), conn.clone(), *ws);
+                                    Some(Box::pin(pump) as PumpFuture)
+                                }
                             };
-                            identify(shared, conn, info, peer, None, tls)
+                            identify(shared, conn, info, peer, None, pump)
                         }
                         Err(failed) => {
                             let mut info = ConnectionInfo::dialing(conn.id, &dial.0, dial.1);
@@ -286,12 +298,15 @@ impl ConnTask {
                         unreachable!("matched above")
                     };
                     let Identifying {
-                        mut info, ask, tls, ..
+                        mut info,
+                        ask,
+                        pump,
+                        ..
                     } = *identifying;
                     match (identity, ask) {
                         (Ok(identity), _) => {
                             info.identity = identity;
-                            proceed(shared, conn, info, ask, tls)
+                            proceed(shared, conn, info, ask, pump)
                         }
                         // Accepted and closed before the host heard of it: gone without an
                         // event.
@@ -400,18 +415,18 @@ fn identify(
     mut info: ConnectionInfo,
     peer: SocketAddr,
     ask: Option<bool>,
-    tls: Option<PumpFuture>,
+    pump: Option<PumpFuture>,
 ) -> Phase {
     match shared.identify_peer(peer) {
         Identify::Now(identity) => {
             info.identity = identity;
-            proceed(shared, conn, info, ask, tls)
+            proceed(shared, conn, info, ask, pump)
         }
         Identify::Wait(wait) => Phase::Identifying(Box::new(Identifying {
             wait,
             info,
             ask,
-            tls,
+            pump,
         })),
     }
 }
@@ -423,10 +438,10 @@ fn proceed(
     conn: &Arc<Connection>,
     info: ConnectionInfo,
     ask: Option<bool>,
-    tls: Option<PumpFuture>,
+    pump: Option<PumpFuture>,
 ) -> Phase {
     conn.set_info(info);
-    if let Some(pump) = tls {
+    if let Some(pump) = pump {
         return match ask {
             Some(true) => {
                 shared

@@ -11,9 +11,7 @@ use super::messages::{lost, queue_messages, too_long_end};
 use crate::error::Error;
 use crate::framing::Framer;
 use crate::shared::Shared;
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -66,7 +64,7 @@ where
         match pace(&conn, eof, &shared.backlog) {
             Pace::Drained => return lost("the peer closed the connection"),
             Pace::Again => continue,
-            Pace::Paused => woken(&conn).await,
+            Pace::Paused => conn.woken().await,
             Pace::Read => {
                 tokio::select! {
                     read = rd.read(&mut buf) => match read {
@@ -89,27 +87,9 @@ where
                         // A TLS alert, a reset, a close without close_notify: the end.
                         Err(e) => return Error::io("read failed", &e),
                     },
-                    _ = woken(&conn) => {}
+                    _ = conn.woken() => {}
                 }
             }
         }
     }
-}
-
-/// Resolves when the connection's task is woken (output queued, close requested, flow
-/// resumed), or at once when there is output or a close to see to.
-async fn woken(conn: &Connection) {
-    let mut registered = false;
-    poll_fn(|cx| {
-        if registered {
-            return Poll::Ready(());
-        }
-        conn.waker.register(cx.waker());
-        registered = true;
-        if conn.has_output() || conn.close_requested() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    })
-    .await
 }

@@ -121,7 +121,8 @@ int32_t (*const p_resp_body)(XtHttpResponse *, const uint8_t *, size_t) = xt_htt
 _Static_assert(sizeof(XtCallbacks) == 80 && offsetof(XtCallbacks, user_data) == 8, "callbacks");
 _Static_assert(offsetof(XtCallbacks, new_connection) == 24 && offsetof(XtCallbacks, log) == 72, "callbacks");
 _Static_assert(offsetof(XtCallbacks, data_available) == 40 && offsetof(XtCallbacks, page_request) == 64, "callbacks");
-_Static_assert(sizeof(XtConnectionInfo) == 72 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
+_Static_assert(sizeof(XtConnectionInfo) == 80 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
+_Static_assert(offsetof(XtConnectionInfo, message_kind) == 72, "info");
 _Static_assert(offsetof(XtConnectionInfo, tls_peer_fingerprint) == 56 && offsetof(XtConnectionInfo, tls_protocol) == 64, "info");
 _Static_assert(offsetof(XtConnectionInfo, peer_port) == 10 && offsetof(XtConnectionInfo, name) == 16, "info");
 _Static_assert(offsetof(XtConnectionInfo, unique_id) == 32 && offsetof(XtConnectionInfo, server_id) == 40, "info");
@@ -158,3 +159,13 @@ int32_t (*const p_http_reply)(XtContext *, uint64_t, uint16_t, const char *, con
 _Static_assert(XT_OPT_HTTP_DEFER_TIMEOUT_MS == 11, "11");
 uint32_t (*const p_start_tls)(XtContext *, uint16_t, const uint8_t *, size_t, const XtTlsOptions *) = xt_start_tls_listener;
 const char *(*const p_listener_fp)(XtContext *, uint32_t) = xt_listener_fingerprint;
+
+/* WebSocket and HTTPS (part 2) */
+_Static_assert(XT_WS_TEXT == 1 && XT_WS_BINARY == 2 && XT_OPT_WS_MAX_MESSAGE_BYTES == 14, "websocket");
+_Static_assert(offsetof(XtConnectionInfo, tls_protocol) < offsetof(XtConnectionInfo, message_kind), "order");
+uint32_t (*const p_start_https)(XtContext *, uint16_t, const XtTlsOptions *) = xt_start_https_listener;
+uint64_t (*const p_accept_ws)(XtHttpResponse *, const char *) = xt_http_response_accept_websocket;
+uint64_t (*const p_open_ws)(XtContext *, const char *, const XtTlsOptions *) = xt_open_websocket;
+int32_t (*const p_send_ws)(XtContext *, uint64_t, const uint8_t *, size_t, uint32_t) = xt_send_websocket;
+uint32_t xt_contract_message_kind(const XtConnectionInfo *i);
+uint32_t xt_contract_message_kind(const XtConnectionInfo *i) { return i->message_kind; }

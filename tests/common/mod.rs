@@ -23,6 +23,8 @@ pub use xtnet::ffi::tcp::*;
 #[allow(unused_imports)]
 pub use xtnet::ffi::tls::*;
 pub use xtnet::ffi::udp::*;
+#[allow(unused_imports)]
+pub use xtnet::ffi::websocket::*;
 
 /// `XtConnectionInfo` copied out of a callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub struct Info {
     pub error_message: String,
     pub tls_peer_fingerprint: String,
     pub tls_protocol: String,
+    pub message_kind: u32,
 }
 
 fn text(p: *const c_char) -> String {
@@ -64,6 +67,7 @@ impl Info {
             error_message: text(i.error_message),
             tls_peer_fingerprint: text(i.tls_peer_fingerprint),
             tls_protocol: text(i.tls_protocol),
+            message_kind: i.message_kind,
         }
     }
 }
@@ -115,6 +119,7 @@ impl Ev {
 type NewHook = Box<dyn Fn(&Recorder, u64, &Info) -> bool + Send>;
 type IdHook = Box<dyn Fn(&Recorder, u64, &Info) + Send>;
 type DataHook = Box<dyn Fn(&Recorder, u64, &[u8]) + Send>;
+type MessageHook = Box<dyn Fn(&Recorder, u64, &[u8], &Info) + Send>;
 type DatagramHook = Box<dyn Fn(&Recorder, u32, &[u8], &DgInfo) + Send>;
 type PageHook =
     Box<dyn Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send>;
@@ -132,6 +137,8 @@ pub struct Recorder {
     pub on_new: Mutex<Option<NewHook>>,
     pub on_connected: Mutex<Option<IdHook>>,
     pub on_data: Mutex<Option<DataHook>>,
+    /// As `on_data`, with the event's info (a WebSocket message's kind).
+    pub on_message: Mutex<Option<MessageHook>>,
     pub on_error: Mutex<Option<IdHook>>,
     pub on_datagram: Mutex<Option<DatagramHook>>,
     pub on_page: Mutex<Option<PageHook>>,
@@ -217,7 +224,7 @@ unsafe extern "C" fn cb_data(
     r.enter();
     let info = Info::copy(info);
     if r.keep_data_info.load(Ordering::Relaxed) {
-        r.data_info.lock().push((id, info));
+        r.data_info.lock().push((id, info.clone()));
     }
     let bytes = if len == 0 {
         Vec::new()
@@ -226,6 +233,9 @@ unsafe extern "C" fn cb_data(
     };
     if let Some(hook) = &*r.on_data.lock() {
         hook(r, id, &bytes);
+    }
+    if let Some(hook) = &*r.on_message.lock() {
+        hook(r, id, &bytes, &info);
     }
     if !r.skip_data.load(Ordering::Relaxed) {
         r.push(Ev::Data(id, bytes));
@@ -529,6 +539,9 @@ impl Ctx {
     }
     pub fn on_connected(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
         *self.rec.on_connected.lock() = Some(Box::new(f));
+    }
+    pub fn on_message(&self, f: impl Fn(&Recorder, u64, &[u8], &Info) + Send + 'static) {
+        *self.rec.on_message.lock() = Some(Box::new(f));
     }
     pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + 'static) {
         *self.rec.on_data.lock() = Some(Box::new(f));
