@@ -1,6 +1,12 @@
 /* line_client: sends lines over an outgoing xtnet connection and prints each reply.
  *
- *   line_client [--host H] [--port P] [--boundary STR] [--timeout-ms N] [LINE...]
+ *   line_client [--host H] [--port P] [--boundary STR] [--timeout-ms N]
+ *               [--tls] [--pin SHA256] [--ca FILE] [LINE...]
+ *
+ * With --tls the connection is TLS: trusting any certificate and printing its fingerprint
+ * (trust on first use: pin it next time with --pin), only the key --pin names, or only
+ * certificates from the CA file --ca (name checked). A refused certificate's fingerprint is
+ * printed too.
  *
  * Sends each LINE (or each line of standard input when none are given) followed by the
  * boundary (default "\r\n"), prints every framed reply as "reply: ...", and disconnects once as
@@ -44,6 +50,8 @@ static void on_connected(void *user_data, uint64_t id, const XtConnectionInfo *i
     Client *c = user_data;
     printf("connected to %s port %u from local port %u\n", info->remote_address,
            (unsigned)info->peer_port, (unsigned)info->remote_port);
+    if (info->tls_protocol[0])
+        printf("%s, peer fingerprint %s\n", info->tls_protocol, info->tls_peer_fingerprint);
     for (size_t i = 0; i < c->line_count; i++) {
         xt_send_data(c->ctx, id, (const uint8_t *)c->lines[i], strlen(c->lines[i]));
         xt_send_data(c->ctx, id, c->boundary, c->boundary_len);
@@ -65,20 +73,26 @@ static void on_socket_error(void *user_data, uint64_t id, const XtConnectionInfo
     bool complete = c->replies >= c->line_count;
     if (!complete || info->error_number != XT_ERR_LOST_CONNECTION)
         fprintf(stderr, "connection ended: error %d: %s\n", info->error_number, info->error_message);
+    if (info->error_number == XT_ERR_TLS_UNTRUSTED)
+        printf("refused certificate fingerprint %s\n", info->tls_peer_fingerprint);
     finish(c, complete ? 0 : info->error_number);
 }
 
 int main(int argc, char **argv) {
-    const char *host = "127.0.0.1", *boundary_text = "\\r\\n";
+    const char *host = "127.0.0.1", *boundary_text = "\\r\\n", *pin = NULL, *ca = NULL;
     long port = 9000, timeout_ms = 10000;
+    bool tls = false;
     static Client client;
     int i = 1;
     for (; i < argc && !strncmp(argv[i], "--", 2); i += 2) {
+        if (!strcmp(argv[i], "--tls")) { tls = true; i--; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s needs a value\n", argv[i]); return 2; }
         if (!strcmp(argv[i], "--host")) host = argv[i + 1];
         else if (!strcmp(argv[i], "--port")) port = xt_example_number(argv[i], argv[i + 1], 65535);
         else if (!strcmp(argv[i], "--boundary")) boundary_text = argv[i + 1];
         else if (!strcmp(argv[i], "--timeout-ms")) timeout_ms = xt_example_number(argv[i], argv[i + 1], 3600000);
+        else if (!strcmp(argv[i], "--pin")) { pin = argv[i + 1]; tls = true; }
+        else if (!strcmp(argv[i], "--ca")) { ca = argv[i + 1]; tls = true; }
         else { fprintf(stderr, "unknown argument %s\n", argv[i]); return 2; }
     }
     static char stdin_lines[MAX_LINES][1024];
@@ -107,7 +121,17 @@ int main(int argc, char **argv) {
     client.ctx = xt_context_new(&callbacks, XT_DISPATCH_THREAD);
     if (!client.ctx) { fprintf(stderr, "xt_context_new: %s\n", xt_last_error_message()); return 1; }
     xt_set_option(client.ctx, XT_OPT_CONNECT_TIMEOUT_MS, timeout_ms);
-    if (!xt_open_tcp_connection(client.ctx, host, (uint16_t)port, client.boundary, client.boundary_len)) {
+    XtTlsOptions tls_options;
+    memset(&tls_options, 0, sizeof tls_options);
+    tls_options.struct_size = sizeof tls_options;
+    tls_options.trust = pin ? XT_TRUST_PIN : ca ? XT_TRUST_CA_FILE : XT_TRUST_ANY;
+    tls_options.pin_sha256 = pin; /* copied by the call */
+    tls_options.ca_file = ca;
+    uint64_t id = tls ? xt_open_tls_connection(client.ctx, host, (uint16_t)port, client.boundary,
+                                               client.boundary_len, &tls_options)
+                      : xt_open_tcp_connection(client.ctx, host, (uint16_t)port, client.boundary,
+                                               client.boundary_len);
+    if (!id) {
         fprintf(stderr, "cannot open a connection: error %d: %s\n", xt_last_error(), xt_last_error_message());
         xt_context_free(client.ctx);
         return 1;

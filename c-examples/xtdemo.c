@@ -1,12 +1,15 @@
 /* xtdemo: the demo host. A TCP echo (framed on "\r\n"), a UDP echo, and an HTTP status page
  * that shows both at work: the listeners, every live connection (address, Bonjour name, MAC,
- * messages in and out) and the last messages, refreshing itself every 2 seconds.
+ * messages in and out) and the last messages. The page is live: it opens a WebSocket to /live
+ * and the host pushes the new status over it whenever something happens (no reloading).
  *
  *   xtdemo [--tcp-port P] [--udp-port P] [--http-port P] [--dispatch thread|poll]
- *          [--max-seconds N]
+ *          [--max-seconds N] [--tls]
  *
  *   defaults: TCP 9000, UDP 9001, HTTP 8080 (0 = any free port); thread dispatch; run until
  *   SIGINT/SIGTERM. Try:  nc localhost 9000   nc -u localhost 9001   http://localhost:8080/
+ *   With --tls the page is served over HTTPS (and the WebSocket over wss://) with a
+ *   self-signed certificate made at start; its fingerprint is printed.
  *
  * The page is also available as JSON at /status.json. Every callback runs on one thread at a
  * time (xtnet's promise), so the state below needs no lock.
@@ -26,6 +29,8 @@
 #define RECENT 20        /* last messages shown */
 #define SHOWN_MAX 200    /* connections listed on the page; the rest are counted */
 #define TEXT_MAX 120     /* characters of a message shown */
+#define WATCHERS_MAX 64  /* live pages at once */
+#define PUSH_EVERY_MS 100 /* at most this often a burst of messages is pushed */
 
 typedef struct Conn {
     uint64_t id;
@@ -53,7 +58,16 @@ typedef struct Demo {
     Message recent[RECENT];
     size_t nrecent, next_recent;
     unsigned long long datagrams, pages, connections_total;
+    uint32_t http;
+    uint16_t http_port;
+    /* The live pages' WebSockets, and when they were last sent the status. */
+    uint64_t watchers[WATCHERS_MAX];
+    size_t nwatchers;
+    long long pushed_ms;
 } Demo;
+
+static void push_status(Demo *d, bool force);
+
 
 /* ---------------------------------------------------------------- state */
 
@@ -131,12 +145,17 @@ static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionIn
     copy_text(c->mac, sizeof c->mac, info->mac_address);
     c->since = time(NULL);
     d->connections_total++;
+    push_status(d, true);
     return true;
 }
 
 static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t id,
                     const XtConnectionInfo *info) {
     Demo *d = user_data;
+    if (info->message_kind) { /* a live page asks for the status (text "refresh") */
+        push_status(d, true);
+        return;
+    }
     Conn *c = find_conn(d, id);
     char from[96];
     snprintf(from, sizeof from, "tcp %s:%u", info->remote_address, (unsigned)info->peer_port);
@@ -145,16 +164,23 @@ static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t i
     if (xt_send_data(d->ctx, id, data, len) == XT_OK && xt_send_data(d->ctx, id, (const uint8_t *)"\r\n", 2) == XT_OK) {
         if (c) c->out++;
     }
+    push_status(d, false);
 }
 
 static void on_socket_error(void *user_data, uint64_t id, const XtConnectionInfo *info) {
     Demo *d = user_data;
     (void)info;
+    for (size_t i = 0; i < d->nwatchers; i++)
+        if (d->watchers[i] == id) {
+            d->watchers[i] = d->watchers[--d->nwatchers];
+            return;
+        }
     for (size_t i = 0; i < d->nconns; i++)
         if (d->conns[i].id == id) {
             d->conns[i] = d->conns[--d->nconns];
             break;
         }
+    push_status(d, true);
 }
 
 static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data, size_t len,
@@ -165,6 +191,7 @@ static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data
     remember(d, from, data, len);
     d->datagrams++;
     xt_send_datagram(d->ctx, server_id, info->remote_address, info->remote_port, data, len);
+    push_status(d, false);
 }
 
 /* ---------------------------------------------------------------- the status page */
@@ -214,11 +241,10 @@ static void clock_text(time_t t, char *out, size_t cap) {
     strftime(out, cap, "%H:%M:%S", &tm);
 }
 
-static void status_html(Demo *d, Buf *b, uint32_t http, unsigned http_port) {
-    put(b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">"
-           "<title>xtdemo</title><style>body{font-family:sans-serif;margin:2em}"
-           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
-           "</style></head><body><h1>xtdemo: xtnet %s at work</h1>", xt_version());
+/* The part of the page that changes: pushed whole to the live pages. */
+static void status_fragment(Demo *d, Buf *b) {
+    uint32_t http = d->http;
+    unsigned http_port = d->http_port;
     put(b, "<h2>Listeners</h2><table id=\"listeners\"><tr><th>kind</th><th>id</th><th>port</th><th>activity</th></tr>");
     put(b, "<tr><td>TCP echo (\\r\\n)</td><td>%u</td><td>%u</td><td>%llu connections so far</td></tr>",
         d->tcp, d->tcp_port, d->connections_total);
@@ -253,8 +279,49 @@ static void status_html(Demo *d, Buf *b, uint32_t http, unsigned http_port) {
         put_escaped(b, m->text, false);
         put(b, "</code></li>");
     }
-    put(b, "</ol><p>Try <code>nc localhost %u</code>, <code>nc -u localhost %u</code>; "
-           "<a href=\"/status.json\">as JSON</a>.</p></body></html>", d->tcp_port, d->udp_port);
+    put(b, "</ol>");
+}
+
+/* The page: the status, and a script that keeps it live over a WebSocket to /live (ws:// or,
+ * served over HTTPS, wss://), asking for a fresh status every 2 seconds and reconnecting when
+ * the host goes away. */
+static void status_html(Demo *d, Buf *b) {
+    put(b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+           "<title>xtdemo</title><style>body{font-family:sans-serif;margin:2em}"
+           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+           "</style></head><body><h1>xtdemo: xtnet %s at work</h1>"
+           "<p>Updates: <span id=\"ws\">connecting</span></p><div id=\"live\">", xt_version());
+    status_fragment(d, b);
+    put(b, "</div><p>Try <code>nc localhost %u</code>, <code>nc -u localhost %u</code>; "
+           "<a href=\"/status.json\">as JSON</a>.</p>", d->tcp_port, d->udp_port);
+    put(b, "<script>(function(){var s=document.getElementById('ws');function go(){"
+           "var w=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+location.host+'/live');"
+           "var t=setInterval(function(){if(w.readyState===1)w.send('refresh');},2000);"
+           "w.onmessage=function(e){document.getElementById('live').innerHTML=e.data;s.textContent='live';};"
+           "w.onclose=function(){clearInterval(t);s.textContent='reconnecting';setTimeout(go,2000);};}"
+           "go();})();</script></body></html>");
+}
+
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Sends the status to every live page: at once when `force`, else at most every
+ * PUSH_EVERY_MS (a flood of messages costs the pages one update per interval; the pages'
+ * own "refresh" every 2 s catches the last of a burst). */
+static void push_status(Demo *d, bool force) {
+    if (!d->nwatchers) return;
+    long long now = now_ms();
+    if (!force && now - d->pushed_ms < PUSH_EVERY_MS) return;
+    d->pushed_ms = now;
+    Buf b = {0};
+    status_fragment(d, &b);
+    if (!b.failed)
+        for (size_t i = 0; i < d->nwatchers; i++)
+            xt_send_data(d->ctx, d->watchers[i], (const uint8_t *)b.data, b.len); /* one text message, copied */
+    free(b.data);
 }
 
 static void status_json(Demo *d, Buf *b, unsigned http_port) {
@@ -290,8 +357,22 @@ static void on_page(void *user_data, uint32_t server_id, const XtHttpRequest *re
     unsigned http_port = requester ? requester->remote_port : 0; /* the local port */
     Buf b = {0};
     d->pages++;
+    (void)server_id;
+    if (path && !strcmp(path, "/live")) {
+        /* A live page's WebSocket: it gets the status now and whenever it changes. */
+        if (d->nwatchers == WATCHERS_MAX) {
+            xt_http_response_set_status(response, 503);
+            return;
+        }
+        uint64_t id = xt_http_response_accept_websocket(response, NULL);
+        if (id) {
+            d->watchers[d->nwatchers++] = id;
+            push_status(d, true);
+        } /* else: not an upgrade; xtnet answers 400 */
+        return;
+    }
     if (path && !strcmp(path, "/")) {
-        status_html(d, &b, server_id, http_port);
+        status_html(d, &b);
     } else if (path && !strcmp(path, "/status.json")) {
         status_json(d, &b, http_port);
         xt_http_response_add_header(response, "Content-Type", "application/json");
@@ -324,9 +405,10 @@ static int fail(Demo *d, const char *what, long port) {
 
 int main(int argc, char **argv) {
     long tcp_port = 9000, udp_port = 9001, http_port = 8080, max_seconds = 0;
-    bool poll_mode = false;
+    bool poll_mode = false, tls = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--tls")) { tls = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see the top of xtdemo.c)\n", a); return 2; }
         const char *v = argv[++i];
         if (!strcmp(a, "--tcp-port")) tcp_port = xt_example_number(a, v, 65535);
@@ -360,11 +442,16 @@ int main(int argc, char **argv) {
     if (!demo.udp) return fail(&demo, "UDP echo", udp_port);
     demo.tcp_port = xt_listener_port(demo.ctx, demo.tcp);
     demo.udp_port = xt_listener_port(demo.ctx, demo.udp);
-    uint32_t http = xt_start_html_listener(demo.ctx, (uint16_t)http_port);
+    /* With --tls: HTTPS with a certificate made now for this host (NULL options). */
+    uint32_t http = tls ? xt_start_https_listener(demo.ctx, (uint16_t)http_port, NULL)
+                        : xt_start_html_listener(demo.ctx, (uint16_t)http_port);
     if (!http) return fail(&demo, "HTTP status page", http_port);
+    demo.http = http;
+    demo.http_port = xt_listener_port(demo.ctx, http);
 
-    printf("xtdemo (xtnet %s): TCP echo on port %u, UDP echo on port %u, status page http://localhost:%u/\n",
-           xt_version(), demo.tcp_port, demo.udp_port, (unsigned)xt_listener_port(demo.ctx, http));
+    printf("xtdemo (xtnet %s): TCP echo on port %u, UDP echo on port %u, status page %s://localhost:%u/\n",
+           xt_version(), demo.tcp_port, demo.udp_port, tls ? "https" : "http", (unsigned)demo.http_port);
+    if (tls) printf("the page's certificate is self-signed, fingerprint %s\n", xt_listener_fingerprint(demo.ctx, http));
     printf("try: nc localhost %u    nc -u localhost %u    (Ctrl-C stops)\n", demo.tcp_port, demo.udp_port);
     fflush(stdout);
 

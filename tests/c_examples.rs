@@ -349,3 +349,74 @@ fn echo_server_echoes_datagrams_from_its_udp_port() {
         "{rest}"
     );
 }
+
+#[test]
+fn line_client_over_tls_prints_the_fingerprint_to_pin_and_then_pins_it() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("line-client-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("device.pem"), dir.join("device.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=a device", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls_echo.py");
+    let mut server = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("port ").unwrap().to_owned();
+    let run = |extra: &[&str]| {
+        let out = c_build::example_command(&examples().join("line_client"))
+            .args(["--port", &port])
+            .args(extra)
+            .arg("over tls")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Trust on first use: it connects and prints the fingerprint.
+    let (ok, stdout) = run(&["--tls"]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("reply: over tls\n"), "{stdout}");
+    let fp = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TLSv1.3, peer fingerprint "))
+        .expect("the fingerprint line")
+        .to_owned();
+    assert_eq!(fp.len(), 64);
+    // Pinned: it connects again; pinned to another key: refused, with what was presented.
+    let (ok, stdout) = run(&["--pin", &fp]);
+    assert!(ok && stdout.contains("reply: over tls\n"), "{stdout}");
+    let (ok, stdout) = run(&["--pin", &"ab".repeat(32)]);
+    assert!(!ok);
+    assert!(
+        stdout.contains(&format!("refused certificate fingerprint {fp}")),
+        "{stdout}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 struct Demo {
     child: Child,
+    /// What it printed when it started.
+    banner: String,
     tcp: u16,
     udp: u16,
     http: u16,
@@ -25,6 +27,10 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
+    start_demo_with(&[])
+}
+
+fn start_demo_with(extra: &[&str]) -> Demo {
     // Built once per run: tests run in parallel, and one must not exec the program while
     // another's make rewrites it.
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -36,13 +42,20 @@ fn start_demo() -> Demo {
     let mut child = c_build::example_command(&out.join("xtdemo"))
         .args(["--tcp-port", "0", "--udp-port", "0", "--http-port", "0"])
         .args(["--max-seconds", "60"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("xtdemo runs");
+    // Everything it prints before serving, up to the "try:" line.
     let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 || line.starts_with("try:") {
+            break;
+        }
+        first.push_str(&line);
+    }
     // "xtdemo (xtnet V): TCP echo on port T, UDP echo on port U, status page http://localhost:H/"
     let number_after = |key: &str| -> u16 {
         let rest = &first[first.find(key).unwrap_or_else(|| panic!("{first}")) + key.len()..];
@@ -55,7 +68,8 @@ fn start_demo() -> Demo {
     Demo {
         tcp: number_after("TCP echo on port "),
         udp: number_after("UDP echo on port "),
-        http: number_after("http://localhost:"),
+        http: number_after("://localhost:"),
+        banner: first.clone(),
         child,
     }
 }
@@ -180,6 +194,70 @@ fn tempdir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The page is live: Chromium opens it over HTTPS (self-signed, --tls), its script opens a
+/// WebSocket (wss://) to the host, and a message a TCP client sends afterwards appears on the
+/// page without any reload, pushed by the host.
+#[test]
+fn the_live_page_over_wss_shows_a_message_pushed_by_the_host() {
+    if chromium().is_none() {
+        assert!(
+            std::env::var_os("XTNET_REQUIRE_ALL").is_none(),
+            "chromium is required (XTNET_REQUIRE_ALL is set)"
+        );
+        eprintln!("\n*** SKIPPED: chromium is not installed; CI installs it. ***\n");
+        return;
+    }
+    let demo = start_demo_with(&["--tls"]);
+    assert!(
+        demo.banner.contains("https://localhost:")
+            && demo.banner.contains("self-signed, fingerprint "),
+        "{}",
+        demo.banner
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
+    let mut browser = Command::new("timeout")
+        .arg("60")
+        .arg("python3")
+        .arg(script)
+        .arg("live")
+        .arg(format!("https://127.0.0.1:{}/", demo.http))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(browser.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "live", "the page never went live");
+    // Now, after the page loaded: a message through the TCP echo.
+    let mut client = TcpStream::connect(("127.0.0.1", demo.tcp)).unwrap();
+    client.write_all(b"pushed to <chromium>\r\n").unwrap();
+    let mut echo = [0u8; 22];
+    client.read_exact(&mut echo).unwrap();
+    browser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pushed to <chromium>\n")
+        .unwrap();
+    let mut dom = String::new();
+    out.read_to_string(&mut dom).unwrap();
+    let status = browser.wait().unwrap();
+    let mut err = String::new();
+    let _ = browser.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "{dom}{err}");
+    let port = client.local_addr().unwrap().port();
+    assert!(
+        dom.contains(&format!(
+            "tcp 127.0.0.1:{port}: <code>pushed to &lt;chromium&gt;</code>"
+        )),
+        "{dom}"
+    );
+    assert!(dom.contains("<h2>Connections (1)</h2>"), "{dom}");
+    assert!(!dom.contains("http-equiv"), "no meta refresh: {dom}");
 }
 
 /// Messages shown on the page are valid UTF-8 whatever the peer sent (Latin-1 bytes, long

@@ -1,8 +1,12 @@
 """Drives headless Chromium (Debian's `chromium`) over the DevTools protocol on a pipe (no
-extra packages): loads a page, fills and submits its form like a user, and prints the DOM the
-browser rendered afterwards. For tests/http_clients.rs.
+extra packages).
 
-    python3 browser.py URL NOTE
+    python3 browser.py URL NOTE   loads a page, fills and submits its form like a user, and
+                                  prints the DOM the browser rendered (tests/http_clients.rs)
+    python3 browser.py live URL   loads a live page (self-signed HTTPS accepted), prints "live"
+                                  once its WebSocket delivered the first status, then reads one
+                                  line from stdin and prints the DOM once the page shows that
+                                  text, pushed by the host (tests/demo.rs)
 """
 import json
 import os
@@ -11,7 +15,8 @@ import sys
 import tempfile
 import time
 
-url, note = sys.argv[1], sys.argv[2]
+live = sys.argv[1] == "live"
+url, note = (sys.argv[2], None) if live else (sys.argv[1], sys.argv[2])
 # The binary itself: Debian's /usr/bin/chromium is a shell wrapper.
 CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), "chromium"
@@ -35,6 +40,7 @@ chrome = subprocess.Popen(
         "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--remote-debugging-pipe",
         f"--user-data-dir={profile}", "about:blank",
+    ] + (["--ignore-certificate-errors"] if live else []) + [
     ],
     preexec_fn=child_fds, close_fds=False,
     stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "stderr.log"), "wb"),
@@ -86,6 +92,27 @@ def wait_event(name, session, timeout=20):
     raise SystemExit(f"no {name} within {timeout}s")
 
 
+def evaluate(expression, session):
+    return call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)["result"].get("value")
+
+
+def wait_true(expression, session, timeout=20):
+    deadline = time.time() + timeout
+    while not evaluate(expression, session):
+        if time.time() > deadline:
+            raise SystemExit(f"never true: {expression}\n" + str(evaluate("document.documentElement.outerHTML", session)))
+        time.sleep(0.1)
+
+
+def follow_live_page(session):
+    # The page's script connects its WebSocket and shows "live" with the first pushed status.
+    wait_true("document.getElementById('ws').textContent === 'live'", session)
+    print("live", flush=True)
+    text = sys.stdin.readline().strip()
+    wait_true("document.getElementById('live').textContent.includes(%s)" % json.dumps(text), session)
+    print(evaluate("document.documentElement.outerHTML", session))
+
+
 try:
     targets = call("Target.getTargets")["targetInfos"]
     page = next(t for t in targets if t["type"] == "page")
@@ -93,6 +120,9 @@ try:
     call("Page.enable", session=session)
     call("Page.navigate", {"url": url}, session=session)
     wait_event("Page.loadEventFired", session)
+    if live:
+        follow_live_page(session)
+        raise SystemExit(0)
     # What a user does: type a note, pick a device, press Send.
     script = (
         "document.getElementById('note').value = %s;"
