@@ -3,7 +3,7 @@
  * Each message (split on the boundary) is sent back followed by the boundary.
  *
  *   echo_server [--port P] [--boundary STR] [--dispatch thread|poll] [--max-seconds N] [--quiet]
- *               [--udp-port P]
+ *               [--udp-port P] [--tls] [--websocket]
  *
  *   --port P         port to listen on (default 9000; 0 = any free port)
  *   --udp-port P     also echo every UDP datagram on port P back to its sender (0 = any port)
@@ -11,6 +11,9 @@
  *   --dispatch MODE  thread: callbacks on xtnet's thread; poll: on this thread via xt_poll
  *   --max-seconds N  stop after N seconds (default 0 = run until SIGINT/SIGTERM)
  *   --quiet          do not log each connection
+ *   --tls            over TLS, with a self-signed certificate made at start (fingerprint printed)
+ *   --websocket      a WebSocket echo instead (any path; each message back with its kind);
+ *                    with --tls over wss://
  *
  * The first line printed is "listening on port P ..."; with --udp-port the second is
  * "udp listening on port P". Try it: nc localhost 9000 (and nc -u localhost 9001)
@@ -49,8 +52,13 @@ static bool on_new_connection(void *user_data, uint64_t id, const XtConnectionIn
 static void on_data(void *user_data, const uint8_t *data, size_t len, uint64_t id,
                     const XtConnectionInfo *info) {
     Server *s = user_data;
-    (void)info;
     s->messages++;
+    if (info->message_kind) { /* a WebSocket message: back whole, with its kind */
+        int rc = xt_send_websocket(s->ctx, id, data, len, info->message_kind);
+        if (rc != XT_OK)
+            fprintf(stderr, "send to %llu failed: %d %s\n", (unsigned long long)id, rc, xt_last_error_message());
+        return;
+    }
     /* Two sends: xtnet writes them in order, and coalesces them into one write. */
     int rc = xt_send_data(s->ctx, id, data, len);
     if (rc == XT_OK && s->boundary_len) rc = xt_send_data(s->ctx, id, s->boundary, s->boundary_len);
@@ -74,6 +82,14 @@ static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data
     if (rc != XT_OK) fprintf(stderr, "datagram to %s failed: %d %s\n", info->remote_address, rc, xt_last_error_message());
 }
 
+/* --websocket: every request is asked to become a WebSocket (others get 400). */
+static void on_page(void *user_data, uint32_t server_id, const XtHttpRequest *request, XtHttpResponse *response) {
+    Server *s = user_data;
+    (void)server_id;
+    (void)request;
+    if (xt_http_response_accept_websocket(response, NULL)) s->connections++;
+}
+
 static void on_log(void *user_data, int32_t level, const char *message) {
     (void)user_data;
     fprintf(stderr, "xtnet[%d]: %s\n", level, message);
@@ -82,10 +98,12 @@ static void on_log(void *user_data, int32_t level, const char *message) {
 int main(int argc, char **argv) {
     long port = 9000, max_seconds = 0, udp_port = -1;
     const char *boundary_text = "\\r\\n";
-    bool poll_mode = false, quiet = false;
+    bool poll_mode = false, quiet = false, tls = false, websocket = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--quiet")) { quiet = true; continue; }
+        if (!strcmp(a, "--tls")) { tls = true; continue; }
+        if (!strcmp(a, "--websocket")) { websocket = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see the top of echo_server.c)\n", a); return 2; }
         const char *v = argv[++i];
         if (!strcmp(a, "--port")) port = xt_example_number(a, v, 65535);
@@ -113,18 +131,25 @@ int main(int argc, char **argv) {
     callbacks.socket_error = on_socket_error;
     callbacks.received_datagram = on_datagram;
     callbacks.log = on_log;
+    if (websocket) callbacks.page_request = on_page;
 
     server.ctx = xt_context_new(&callbacks, poll_mode ? XT_DISPATCH_POLL : XT_DISPATCH_THREAD);
     if (!server.ctx) { fprintf(stderr, "xt_context_new: %s\n", xt_last_error_message()); return 1; }
-    uint32_t listener = xt_start_tcp_listener(server.ctx, (uint16_t)port, server.boundary, server.boundary_len);
+    /* NULL TLS options: a self-signed certificate made now for this host. */
+    uint32_t listener =
+        websocket ? (tls ? xt_start_https_listener(server.ctx, (uint16_t)port, NULL)
+                         : xt_start_html_listener(server.ctx, (uint16_t)port))
+        : tls ? xt_start_tls_listener(server.ctx, (uint16_t)port, server.boundary, server.boundary_len, NULL)
+              : xt_start_tcp_listener(server.ctx, (uint16_t)port, server.boundary, server.boundary_len);
     if (!listener) {
         fprintf(stderr, "cannot listen on port %ld: error %d: %s\n", port, xt_last_error(), xt_last_error_message());
         xt_context_free(server.ctx);
         return 1;
     }
-    printf("listening on port %u (xtnet %s, boundary %zu bytes, %s dispatch)\n",
+    printf("listening on port %u (xtnet %s, boundary %zu bytes, %s dispatch%s%s)\n",
            (unsigned)xt_listener_port(server.ctx, listener), xt_version(), server.boundary_len,
-           poll_mode ? "poll" : "thread");
+           poll_mode ? "poll" : "thread", tls ? ", TLS" : "", websocket ? ", WebSocket" : "");
+    if (tls) printf("certificate fingerprint %s\n", xt_listener_fingerprint(server.ctx, listener));
     uint32_t udp = 0;
     if (udp_port >= 0) {
         udp = xt_start_udp_listener(server.ctx, (uint16_t)udp_port);

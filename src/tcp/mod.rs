@@ -6,6 +6,7 @@ mod flow;
 mod listener;
 mod messages;
 mod outgoing;
+mod scratch;
 mod task;
 mod tls_pump;
 mod websocket;

@@ -12,6 +12,7 @@
 use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State};
 use super::flow::{pace, Pace};
 use super::messages::{lost, queue_messages, too_long_end};
+use super::scratch::with_scratch;
 use super::ws_client::ClientIo;
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};
@@ -20,7 +21,6 @@ use crate::info::{ConnectionInfo, PeerIdentity};
 use crate::peer::Identify;
 use crate::shared::{Shared, TaskGuard};
 use bytes::BytesMut;
-use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
@@ -36,19 +36,12 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::server::TlsStream as ServerTlsStream;
 use tokio_tungstenite::WebSocketStream;
 
-/// Bytes read from a socket in one system call.
-const READ_CHUNK: usize = 64 << 10;
 /// Most bytes read in one go before the task lets others run.
 const READ_BUDGET: usize = 256 << 10;
 /// How long `xt_disconnect` waits for queued data to drain into a peer that does not read.
 const LINGER: Duration = Duration::from_secs(30);
 /// Most unread input discarded before closing (so close sends FIN, not RST, in common cases).
 const DRAIN_ON_CLOSE: usize = 1 << 20;
-
-thread_local! {
-    /// The read buffer of each runtime thread: connections hold no read buffer of their own.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
-}
 
 /// What a successful connect gives: the transport, the peer's address and the local port.
 pub(crate) type Connected = (Transport, SocketAddr, u16);
@@ -473,10 +466,11 @@ fn proceed(
 }
 
 /// The pump of a TLS connection, ready to run.
-fn pump_for<S>(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: S) -> PumpFuture
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
-{
+fn pump_for<S: super::tls_pump::TlsIo>(
+    shared: &Arc<Shared>,
+    conn: &Arc<Connection>,
+    stream: S,
+) -> PumpFuture {
     Box::pin(super::tls_pump::run(shared.clone(), conn.clone(), stream))
 }
 
@@ -634,29 +628,26 @@ fn read(
     let mut eof = false;
     let mut failure: Option<Error> = None;
     let mut total = 0;
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        loop {
-            match stream.try_read(&mut scratch[..]) {
-                Ok(0) => {
-                    eof = true;
+    with_scratch(|scratch| loop {
+        match stream.try_read(&mut scratch[..]) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => {
+                total += n;
+                if let Err(too_long) = framer.push(&scratch[..n], &mut messages) {
+                    failure = Some(too_long_end(too_long.limit));
                     break;
                 }
-                Ok(n) => {
-                    total += n;
-                    if let Err(too_long) = framer.push(&scratch[..n], &mut messages) {
-                        failure = Some(too_long_end(too_long.limit));
-                        break;
-                    }
-                    if n < scratch.len() || total >= READ_BUDGET {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    failure = Some(Error::io("read failed", &e));
+                if n < scratch.len() || total >= READ_BUDGET {
                     break;
                 }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                failure = Some(Error::io("read failed", &e));
+                break;
             }
         }
     });

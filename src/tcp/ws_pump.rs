@@ -21,7 +21,7 @@ use crate::error::{self, Error};
 use crate::info::MessageKind;
 use crate::shared::Shared;
 use bytes::{Buf, Bytes};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -37,12 +37,51 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long `xt_disconnect` waits for queued messages to go out to a peer that does not read.
 const LINGER: Duration = Duration::from_secs(30);
 
+/// Bytes tungstenite keeps for reading per connection (allocated up front: small, for hosts
+/// with many quiet connections; a larger message grows its own buffer).
+const READ_BUFFER: usize = 4096;
+/// Most messages already received handed to the host as one event.
+const BATCH: usize = 64;
+
 /// tungstenite's limits for a connection: whole messages and single frames both within the
 /// message limit, so a peer cannot make it hold more.
 pub(crate) fn config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// What one message read means for the pump.
+enum Read {
+    /// Text or binary, for the host.
+    Message(MessageKind, Bytes),
+    /// A ping (its pong is queued), a pong or a raw frame: nothing for the host.
+    Control {
+        ping: bool,
+    },
+    Close(Option<CloseFrame>),
+    Failed(WsError),
+    Ended,
+}
+
+fn classify(next: Option<Result<Message, WsError>>) -> Read {
+    match next {
+        Some(Ok(Message::Text(text))) => Read::Message(MessageKind::Text, Bytes::from(text)),
+        Some(Ok(Message::Binary(data))) => Read::Message(MessageKind::Binary, data),
+        Some(Ok(Message::Ping(_))) => Read::Control { ping: true },
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => Read::Control { ping: false },
+        Some(Ok(Message::Close(frame))) => Read::Close(frame),
+        Some(Err(e)) => Read::Failed(e),
+        None => Read::Ended,
+    }
+}
+
+/// Hands messages of one kind to the host as one event.
+fn queue_run(shared: &Shared, conn: &Arc<Connection>, run: &mut Vec<Bytes>, kind: MessageKind) {
+    if !run.is_empty() {
+        queue_of_kind(shared, conn, std::mem::take(run), kind);
+    }
 }
 
 /// Runs an open WebSocket until its end; returns why it ended (the final event's error).
@@ -84,24 +123,49 @@ where
                     next = ws.next() => {
                         quiet_since = Instant::now();
                         pinged = false;
-                        match next {
-                            Some(Ok(Message::Text(text))) => queue_of_kind(&shared, &conn, vec![Bytes::from(text)], MessageKind::Text),
-                            Some(Ok(Message::Binary(data))) => queue_of_kind(&shared, &conn, vec![data], MessageKind::Binary),
-                            Some(Ok(Message::Ping(_))) => {
-                                // tungstenite queued the pong: send it now.
-                                if let Err(e) = ws.flush().await {
-                                    return io_end(e);
+                        // This message, and those already received behind it (without
+                        // waiting), go to the host in runs of one kind: one event per run.
+                        let (mut run, mut run_kind) = (Vec::new(), MessageKind::Text);
+                        let mut read = Some(classify(next));
+                        let (mut flush, mut taken) = (false, 0);
+                        while let Some(this) = read.take() {
+                            match this {
+                                Read::Message(kind, data) => {
+                                    if kind != run_kind {
+                                        queue_run(&shared, &conn, &mut run, run_kind);
+                                        run_kind = kind;
+                                    }
+                                    run.push(data);
+                                }
+                                Read::Control { ping } => flush |= ping,
+                                Read::Close(frame) => {
+                                    queue_run(&shared, &conn, &mut run, run_kind);
+                                    // tungstenite queued the answering close frame: send it,
+                                    // then the end once what came before is delivered.
+                                    let _ = tokio::time::timeout(CLOSE_WAIT, SinkExt::close(&mut ws)).await;
+                                    peer_closed = Some(describe_close("closed by the peer", frame.as_ref()));
+                                    break;
+                                }
+                                Read::Failed(e) => {
+                                    queue_run(&shared, &conn, &mut run, run_kind);
+                                    return violation(&mut ws, e, conn.settings.max_message_len).await;
+                                }
+                                Read::Ended => {
+                                    queue_run(&shared, &conn, &mut run, run_kind);
+                                    return lost("the peer closed the connection without a close frame");
                                 }
                             }
-                            Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                            Some(Ok(Message::Close(frame))) => {
-                                // tungstenite queued the answering close frame: send it, then
-                                // the end once what came before is delivered.
-                                let _ = tokio::time::timeout(CLOSE_WAIT, SinkExt::close(&mut ws)).await;
-                                peer_closed = Some(describe_close("closed by the peer", frame.as_ref()));
+                            taken += 1;
+                            if taken < BATCH {
+                                read = ws.next().now_or_never().map(classify);
                             }
-                            Some(Err(e)) => return violation(&mut ws, e, conn.settings.max_message_len).await,
-                            None => return lost("the peer closed the connection without a close frame"),
+                        }
+                        queue_run(&shared, &conn, &mut run, run_kind);
+                        // A ping's pong was queued by tungstenite: send it now.
+                        if flush && peer_closed.is_none() {
+                            if let Err(e) = ws.flush().await {
+                                return io_end(e);
+                            }
                         }
                     }
                     _ = conn.woken() => {}
