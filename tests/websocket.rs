@@ -682,3 +682,43 @@ fn accept_key(key: &str) -> String {
     ))
     .remove(0)
 }
+
+#[test]
+fn an_unanswered_close_ends_with_1012_and_the_write_queue_limit_holds() {
+    let ctx = Ctx::thread();
+    ctx.set(XT_OPT_WRITE_QUEUE_LIMIT, 1000);
+    let accepted = ws_echo_host(&ctx, None);
+    let (_, port) = ctx.html();
+    // A peer that upgrades and then never reads nor answers.
+    let mut s = raw_upgrade(port);
+    let id = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(id) = accepted.lock().first().copied() {
+                break id;
+            }
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // A message past the write-queue limit is refused (108); one within it is sent.
+    let big = vec![b'x'; 2000];
+    assert_eq!(
+        unsafe { xt_send_websocket(ctx.ptr, id, big.as_ptr(), big.len(), XT_WS_BINARY) },
+        XT_ERR_OUT_OF_MEMORY
+    );
+    assert_eq!(ctx.send(id, b"small"), XT_OK);
+    let mut frame = [0u8; 7];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(&frame, b"\x81\x05small");
+    // The host closes; the peer stays silent: after the wait, 1012.
+    let started = std::time::Instant::now();
+    assert_eq!(unsafe { xt_disconnect(ctx.ptr, id) }, XT_OK);
+    let end = ctx.wait_closed(id);
+    assert_eq!(end.error_number, XT_ERR_TIMEOUT, "{}", end.error_message);
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    // It did send its close frame (1000).
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert_eq!(close_code(&rest), Some(1000));
+}
