@@ -75,6 +75,21 @@
 #define XT_LOG_DEBUG 4
 
 /**
+ * `XtDatagramInfo.kind`: sent to one of our addresses.
+ */
+#define XT_DGRAM_UNICAST 1
+
+/**
+ * Sent to a broadcast address (255.255.255.255 or the arrival network's).
+ */
+#define XT_DGRAM_BROADCAST 2
+
+/**
+ * Sent to a multicast group.
+ */
+#define XT_DGRAM_MULTICAST 3
+
+/**
  * Live connections of the context (accepted, awaiting `new_connection`, outgoing).
  */
 #define XT_STAT_CONNECTIONS 1
@@ -394,6 +409,20 @@ typedef struct XtDatagramInfo {
    * The sender's MAC address from the peer cache only: zeros when unknown.
    */
   const char *mac_address;
+  /**
+   * The datagram's destination: our address, the group, or the broadcast address (as text;
+   * "" when the system did not say).
+   */
+  const char *local_address;
+  /**
+   * The interface it arrived on ("eth0", "en0"; "" when unknown) and its index (0).
+   */
+  const char *interface_name;
+  uint32_t interface_index;
+  /**
+   * `XT_DGRAM_UNICAST`, `XT_DGRAM_BROADCAST` or `XT_DGRAM_MULTICAST` (0 when unknown).
+   */
+  uint32_t kind;
 } XtDatagramInfo;
 
 /**
@@ -1160,6 +1189,52 @@ int64_t xt_udp_dropped(const struct XtContext *ctx, uint32_t server_id);
  * `ctx` is NULL or a live context.
  */
 int64_t xt_udp_send_failures(const struct XtContext *ctx, uint32_t server_id);
+
+/**
+ * Sends one datagram (copied) from UDP listener `server_id`, from its port, out of
+ * `interface` only — a name ("eth0") or one of its addresses — to `remote_address` and
+ * `remote_port`: the reply to a multicast or broadcast query out of the interface it came in
+ * on (`XtDatagramInfo.interface_name`). Sent before this returns, also from a callback.
+ *
+ * Returns `XT_OK` or a code: as `xt_send_datagram`, and 1001 for an unknown interface.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `interface` and `remote_address` are NULL or
+ * NUL-terminated; `data` is NULL or points to `len` bytes.
+ */
+int32_t xt_send_datagram_on(struct XtContext *ctx, uint32_t server_id, const char *interface, const char *remote_address, uint16_t remote_port, const uint8_t *data, size_t len);
+
+/**
+ * Writes into `out` (`out_len` bytes, NUL-terminated) the address of this host that
+ * `remote_address` reaches it on — the source address the routing table picks toward it;
+ * nothing is sent. What an SSDP `LOCATION`, a GENA `CALLBACK` or an mDNS A record should
+ * carry on a multi-homed host. IPv6 link-local peers take a zone ("fe80::1%eth0").
+ *
+ * Returns `XT_OK`, or: 1001 for NULL arguments, text that is no IP address, an unknown zone,
+ * or an `out` too small (46 bytes always suffice); ENETUNREACH or EHOSTUNREACH when no route
+ * leads there.
+ * Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `remote_address` is NULL or NUL-terminated; `out` is NULL
+ * or points to `out_len` writable bytes.
+ */
+int32_t xt_local_address_for(struct XtContext *ctx, const char *remote_address, char *out, size_t out_len);
+
+/**
+ * Wakes a machine: sends the Wake-on-LAN magic packet (6 × 0xFF, then `mac_address` 16
+ * times) to UDP port 9 as a limited broadcast out of every up, broadcast-capable interface
+ * with an IPv4 address — or only out of `interface` (name or address) — so it needs no route
+ * and reaches every link of a multi-homed host. `mac_address`: "aa:bb:cc:dd:ee:ff", with '-'
+ * or without separators.
+ *
+ * Returns `XT_OK`, or: 1001 for NULL ctx, a bad MAC or an unknown interface; 106 when no
+ * interface can broadcast; the system's code when every send failed. Any thread.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `mac_address` and `interface` are NULL or NUL-terminated.
+ */
+int32_t xt_send_wake_on_lan(struct XtContext *ctx, const char *mac_address, const char *interface);
 
 /**
  * In `page_request`, on a WebSocket upgrade request (GET with `Upgrade: websocket`,

@@ -5,7 +5,7 @@
 use crate::dispatch;
 pub use crate::dispatch::Dispatch;
 use crate::error::Error;
-use crate::events::Host;
+use crate::events::{Host, LogLevel};
 use crate::info::MessageKind;
 use crate::lifecycle;
 use crate::queue::EventQueue;
@@ -198,6 +198,37 @@ impl Context {
     /// returns (a call from its own callback lets that callback finish).
     pub fn stop_udp_listener(&self, server_id: u32) -> Result<(), Error> {
         udp::stop_listener(&self.shared, server_id)
+    }
+
+    /// Sends a datagram from UDP listener `server_id` out of `interface` (name or address).
+    pub fn send_datagram_on(
+        &self,
+        server_id: u32,
+        interface: &str,
+        address: &str,
+        port: u16,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let listener = self.shared.registry.udp_listener(server_id)?;
+        listener.send_on(interface, udp::Destination::parse(address, port)?, data)
+    }
+
+    /// Which of this host's addresses `remote` reaches it on (the routing table's answer).
+    pub fn local_address_for(&self, remote: &str) -> Result<std::net::IpAddr, Error> {
+        udp::local_address_for(remote)
+    }
+
+    /// Sends the Wake-on-LAN magic packet for `mac` out of every interface, or `interface`.
+    pub fn send_wake_on_lan(&self, mac: &str, interface: Option<&str>) -> Result<usize, Error> {
+        let sent = udp::send_wake_on_lan(mac, interface)?;
+        self.shared.log(
+            LogLevel::Info,
+            &format!(
+                "Wake-on-LAN for {} sent out of {sent} interface(s)",
+                mac.trim()
+            ),
+        );
+        Ok(sent)
     }
 
     /// Sends a datagram from UDP listener `server_id` to `address` (text) and `port`.

@@ -10,7 +10,7 @@ use crate::dispatch::{self, BatchScope, Writer};
 use crate::http::{Answer, HttpListener, HttpRequest, HttpResponse, Later, RequestParts};
 use crate::info::{c_text, canonical_ip, ConnectionInfo, MessageKind, UNKNOWN_MAC, UNKNOWN_NAME};
 use crate::tcp::{Backlog, Connection, Credits};
-use crate::udp::{Datagram, DatagramInfo, UdpListener};
+use crate::udp::{describe, Datagram, DatagramInfo, UdpListener};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -197,7 +197,9 @@ impl Event {
 /// stopped. Returns how many ran.
 fn deliver_datagrams(host: &dyn Host, listener: &UdpListener, datagrams: Vec<Datagram>) -> usize {
     let mut ran = 0;
+    // Texts made once per run of one sender / one destination (a batch is usually one or two).
     let mut text: Option<(IpAddr, CString)> = None;
+    let mut local: Option<(Option<IpAddr>, CString)> = None;
     for d in &datagrams {
         let Some(_pass) = listener.gate.enter() else {
             break;
@@ -206,12 +208,21 @@ fn deliver_datagrams(host: &dyn Host, listener: &UdpListener, datagrams: Vec<Dat
         if text.as_ref().is_none_or(|(t, _)| *t != ip) {
             text = Some((ip, c_text(&ip.to_string())));
         }
+        let (destination, interface, kind) = describe(&listener.interface_names, &d.arrival);
+        if local.as_ref().is_none_or(|(l, _)| *l != destination) {
+            let shown = destination.map(|a| a.to_string()).unwrap_or_default();
+            local = Some((destination, c_text(&shown)));
+        }
         let info = DatagramInfo {
             remote_address: &text.as_ref().expect("set above").1,
             remote_port: d.from.port(),
             local_port: listener.port,
             name: d.identity.as_ref().map_or(UNKNOWN_NAME, |i| &i.name),
             mac_address: d.identity.as_ref().map_or(UNKNOWN_MAC, |i| &i.mac_address),
+            local_address: &local.as_ref().expect("set above").1,
+            interface_name: interface.as_ref().map_or(c"", |i| &i.name),
+            interface_index: interface.as_ref().map_or(0, |_| d.arrival.interface_index),
+            kind,
         };
         host.received_datagram(listener.id, &d.data, &info);
         ran += 1;

@@ -474,3 +474,286 @@ fn on_a_host_whose_only_interface_is_loopback_a_join_uses_loopback() {
         assert!(unsafe { xt_leave_multicast_group(ctx.ptr, id, group.as_ptr()) });
     });
 }
+
+/// The index of `name` inside the namespace `f` runs in.
+fn index_of(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).unwrap();
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}
+
+#[test]
+fn each_datagram_says_where_it_arrived_and_how_it_was_addressed() {
+    let Some(mut n) = net("each_datagram_says_where_it_arrived_and_how_it_was_addressed") else {
+        return;
+    };
+    let (listener, id) = n.udp(L, 5100);
+    n.join(L, &listener, id, "239.255.255.250", None);
+    let (e1, e2) = n.run(L, || (index_of("e1"), index_of("e2")));
+    let (s1, s1id) = n.udp(S1, 5101);
+    let (s2, s2id) = n.udp(S2, 5101);
+    n.send(S1, &s1, s1id, "10.9.1.1", 5100, b"unicast");
+    n.send(S1, &s1, s1id, XT_BROADCAST_ADDRESS, 5100, b"limited");
+    n.send(S1, &s1, s1id, "10.9.1.255", 5100, b"directed");
+    n.send(S1, &s1, s1id, "239.255.255.250", 5100, b"group via e1");
+    n.send(S2, &s2, s2id, "239.255.255.250", 5100, b"group via e2");
+    n.send(S2, &s2, s2id, "10.9.2.1", 5100, b"unicast via e2");
+    let got = listener.wait_datagrams(6);
+    let seen: std::collections::HashMap<Vec<u8>, DgInfo> =
+        got.into_iter().map(|(_, d, i)| (d, i)).collect();
+    let check = |payload: &[u8], local: &str, iface: &str, index: u32, kind: u32| {
+        let i = &seen[payload];
+        assert_eq!(
+            (
+                i.local_address.as_str(),
+                i.interface_name.as_str(),
+                i.interface_index,
+                i.kind
+            ),
+            (local, iface, index, kind),
+            "{}",
+            String::from_utf8_lossy(payload)
+        );
+    };
+    check(b"unicast", "10.9.1.1", "e1", e1, XT_DGRAM_UNICAST);
+    check(b"limited", "255.255.255.255", "e1", e1, XT_DGRAM_BROADCAST);
+    check(b"directed", "10.9.1.255", "e1", e1, XT_DGRAM_BROADCAST);
+    check(
+        b"group via e1",
+        "239.255.255.250",
+        "e1",
+        e1,
+        XT_DGRAM_MULTICAST,
+    );
+    check(
+        b"group via e2",
+        "239.255.255.250",
+        "e2",
+        e2,
+        XT_DGRAM_MULTICAST,
+    );
+    check(b"unicast via e2", "10.9.2.1", "e2", e2, XT_DGRAM_UNICAST);
+}
+
+#[test]
+fn ipv6_multicast_says_its_interface() {
+    let Some(mut n) = net("ipv6_multicast_says_its_interface") else {
+        return;
+    };
+    let (listener, id) = n.udp(L, 5353);
+    n.join(L, &listener, id, "ff02::fb", None);
+    let e2 = n.run(L, || index_of("e2"));
+    let (s2, s2id) = n.udp(S2, 5354);
+    // A fresh veth's IPv6 link-local address may still be tentative: try a few times.
+    let (ctx, g) = (s2.clone(), std::ffi::CString::new("ff02::fb").unwrap());
+    n.run(S2, move || {
+        for _ in 0..50 {
+            let rc =
+                unsafe { xt_send_datagram(ctx.ptr, s2id, g.as_ptr(), 5353, b"mdns6".as_ptr(), 5) };
+            if rc == XT_OK && !ctx.datagrams().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let got = listener.wait_datagrams(1);
+    let info = &got[0].2;
+    assert_eq!(info.local_address, "ff02::fb");
+    assert_eq!(
+        (info.interface_name.as_str(), info.interface_index),
+        ("e2", e2)
+    );
+    assert_eq!(info.kind, XT_DGRAM_MULTICAST);
+    assert!(
+        info.remote_address.starts_with("fe80::"),
+        "{}",
+        info.remote_address
+    );
+}
+
+#[test]
+fn a_reply_leaves_from_the_interface_the_query_came_in_on() {
+    let Some(mut n) = net("a_reply_leaves_from_the_interface_the_query_came_in_on") else {
+        return;
+    };
+    let (responder, id) = n.udp(L, 1900);
+    n.join(L, &responder, id, "239.255.255.250", None);
+    // Replies from inside the callback, out of the arrival interface, to the sender.
+    responder.on_datagram(move |r, sid, _, info| {
+        let (iface, to) = (
+            std::ffi::CString::new(info.interface_name.clone()).unwrap(),
+            std::ffi::CString::new(info.remote_address.clone()).unwrap(),
+        );
+        let body = format!(
+            "HTTP/1.1 200 OK\r\nLOCATION: via {}\r\n\r\n",
+            info.interface_name
+        );
+        let rc = unsafe {
+            xt_send_datagram_on(
+                r.ctx(),
+                sid,
+                iface.as_ptr(),
+                to.as_ptr(),
+                info.remote_port,
+                body.as_ptr(),
+                body.len(),
+            )
+        };
+        assert_eq!(rc, XT_OK, "{}", last_error_text());
+    });
+    let (s1, s1id) = n.udp(S1, 1901);
+    let (s2, s2id) = n.udp(S2, 1901);
+    n.send(
+        S1,
+        &s1,
+        s1id,
+        "239.255.255.250",
+        1900,
+        b"M-SEARCH * HTTP/1.1\r\n\r\n",
+    );
+    n.send(
+        S2,
+        &s2,
+        s2id,
+        "239.255.255.250",
+        1900,
+        b"M-SEARCH * HTTP/1.1\r\n\r\n",
+    );
+    let a = s1.wait_datagrams(1);
+    let b = s2.wait_datagrams(1);
+    assert!(String::from_utf8_lossy(&a[0].1).contains("LOCATION: via e1"));
+    assert_eq!(a[0].2.remote_address, "10.9.1.1");
+    assert!(String::from_utf8_lossy(&b[0].1).contains("LOCATION: via e2"));
+    assert_eq!(b[0].2.remote_address, "10.9.2.1");
+    // Forced out of the wrong interface, a reply never reaches the other link's peer.
+    let ctx = responder.clone();
+    let rc = n.run(L, move || unsafe {
+        xt_send_datagram_on(
+            ctx.ptr,
+            id,
+            c"e1".as_ptr(),
+            c"10.9.2.2".as_ptr(),
+            1901,
+            b"lost".as_ptr(),
+            4,
+        )
+    });
+    assert_eq!(rc, XT_OK);
+    quiet(&s2, 1);
+    // An unknown interface is refused.
+    let ctx = responder.clone();
+    let rc = n.run(L, move || unsafe {
+        xt_send_datagram_on(
+            ctx.ptr,
+            id,
+            c"nosuch0".as_ptr(),
+            c"10.9.1.2".as_ptr(),
+            1901,
+            b"x".as_ptr(),
+            1,
+        )
+    });
+    assert_eq!(rc, XT_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn the_local_address_a_peer_reaches_us_on() {
+    let Some(mut n) = net("the_local_address_a_peer_reaches_us_on") else {
+        return;
+    };
+    let (ctx, _) = n.udp(L, 0);
+    let answers = n.run(L, move || {
+        [
+            "10.9.1.2",
+            "10.9.2.2",
+            "10.9.2.200",
+            "127.0.0.1",
+            "192.0.2.1",
+            "bogus",
+        ]
+        .iter()
+        .map(|r| {
+            let remote = std::ffi::CString::new(*r).unwrap();
+            let mut out = [0 as std::ffi::c_char; 46];
+            let rc = unsafe {
+                xt_local_address_for(ctx.ptr, remote.as_ptr(), out.as_mut_ptr(), out.len())
+            };
+            let text = unsafe { std::ffi::CStr::from_ptr(out.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            let mut small = [0 as std::ffi::c_char; 4];
+            let small_rc =
+                unsafe { xt_local_address_for(ctx.ptr, remote.as_ptr(), small.as_mut_ptr(), 4) };
+            (rc, if rc == XT_OK { text } else { String::new() }, small_rc)
+        })
+        .collect::<Vec<_>>()
+    });
+    assert_eq!(answers[0].0, XT_OK);
+    assert_eq!(answers[0].1, "10.9.1.1");
+    assert_eq!(answers[1].1, "10.9.2.1");
+    assert_eq!(answers[2].1, "10.9.2.1", "any address on that link");
+    assert_eq!(answers[3].1, "127.0.0.1");
+    assert!(
+        [libc::ENETUNREACH, libc::EHOSTUNREACH].contains(&answers[4].0),
+        "no default route in the namespace: {}",
+        answers[4].0
+    );
+    assert_eq!(answers[5].0, XT_ERR_INVALID_ARGUMENT);
+    assert_eq!(answers[0].2, XT_ERR_INVALID_ARGUMENT, "a buffer too small");
+}
+
+#[test]
+fn wake_on_lan_reaches_every_link_or_the_one_named() {
+    let Some(mut n) = net("wake_on_lan_reaches_every_link_or_the_one_named") else {
+        return;
+    };
+    let (ctx, _) = n.udp(L, 0);
+    let listen9 = || {
+        let s = UdpSocket::bind("0.0.0.0:9").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s
+    };
+    let a = n.run(S1, listen9);
+    let b = n.run(S2, listen9);
+    let c2 = ctx.clone();
+    let rc = n.run(L, move || unsafe {
+        xt_send_wake_on_lan(c2.ptr, c"00:11:32:AB:cd:ef".as_ptr(), std::ptr::null())
+    });
+    assert_eq!(rc, XT_OK, "{}", last_error_text());
+    let mut expected = vec![0xffu8; 6];
+    for _ in 0..16 {
+        expected.extend_from_slice(&[0x00, 0x11, 0x32, 0xab, 0xcd, 0xef]);
+    }
+    let mut buf = [0u8; 200];
+    for (s, from) in [(&a, "10.9.1.1"), (&b, "10.9.2.1")] {
+        let (len, sender) = s.recv_from(&mut buf).expect("the magic packet");
+        assert_eq!(&buf[..len], &expected[..]);
+        assert_eq!(sender.ip().to_string(), from);
+    }
+    // Only out of e2 now.
+    let c2 = ctx.clone();
+    let rc = n.run(L, move || unsafe {
+        xt_send_wake_on_lan(c2.ptr, c"001132abcdef".as_ptr(), c"e2".as_ptr())
+    });
+    assert_eq!(rc, XT_OK);
+    assert!(b.recv_from(&mut buf).is_ok());
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(a.recv_from(&mut buf).is_err(), "not out of e1");
+    // Bad MACs and interfaces are refused.
+    let c2 = ctx.clone();
+    let codes = n.run(L, move || unsafe {
+        (
+            xt_send_wake_on_lan(c2.ptr, c"00:11:22".as_ptr(), std::ptr::null()),
+            xt_send_wake_on_lan(c2.ptr, c"00:11:32:ab:cd:ef".as_ptr(), c"nosuch0".as_ptr()),
+            xt_send_wake_on_lan(c2.ptr, std::ptr::null(), std::ptr::null()),
+        )
+    });
+    assert_eq!(
+        codes,
+        (
+            XT_ERR_INVALID_ARGUMENT,
+            XT_ERR_INVALID_ARGUMENT,
+            XT_ERR_INVALID_ARGUMENT
+        )
+    );
+}

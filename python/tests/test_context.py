@@ -406,3 +406,25 @@ def test_a_live_page_over_https_and_wss_with_the_websockets_package():
         with pytest.raises(xtnet.XtError) as e:
             xtnet.Request("GET", "/", "", [], b"", [], [], None).accept_websocket()
         assert e.value.code == xtnet.ERR_INVALID_STATE
+
+
+def test_datagram_arrival_info_the_local_address_and_wake_on_lan_arguments():
+    got = []
+    with xtnet.Context(on_datagram=lambda sid, data, info: got.append(info)) as ctx:
+        listener = ctx.start_udp_listener(0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"hello", ("127.0.0.1", listener.port))
+            wait_for(lambda: got, what="the datagram")
+            info = got[0]
+            assert info.local_address == "127.0.0.1" and info.kind == xtnet.DGRAM_UNICAST
+            assert info.interface_name == "lo" and info.interface_index > 0
+            # A reply out of the arrival interface reaches the sender.
+            listener.send_on(info.interface_name, info.remote_address, info.remote_port, b"back")
+            assert s.recvfrom(100)[0] == b"back"
+        assert ctx.local_address_for("127.0.0.1") == "127.0.0.1"
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.local_address_for("not an address")
+        assert e.value.code == xtnet.ERR_INVALID_ARGUMENT
+        with pytest.raises(xtnet.XtError) as e:
+            ctx.send_wake_on_lan("00:11:22")
+        assert e.value.code == xtnet.ERR_INVALID_ARGUMENT

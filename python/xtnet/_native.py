@@ -97,6 +97,10 @@ class XtDatagramInfo(ctypes.Structure):
         ("local_port", ctypes.c_uint16),
         ("name", ctypes.c_char_p),
         ("mac_address", ctypes.c_char_p),
+        ("local_address", ctypes.c_char_p),
+        ("interface_name", ctypes.c_char_p),
+        ("interface_index", ctypes.c_uint32),
+        ("kind", ctypes.c_uint32),
     ]
 
 
@@ -225,6 +229,12 @@ _SIGNATURES = {
         [_P, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],
     ),
     "xt_http_response_defer": (_c.c_uint64, [_P]),
+    "xt_send_datagram_on": (
+        _c.c_int32,
+        [_P, _c.c_uint32, _S, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t],
+    ),
+    "xt_local_address_for": (_c.c_int32, [_P, _S, _c.c_char_p, _c.c_size_t]),
+    "xt_send_wake_on_lan": (_c.c_int32, [_P, _S, _S]),
     "xt_start_https_listener": (_c.c_uint32, [_P, _c.c_uint16, _c.POINTER(XtTlsOptions)]),
     "xt_http_response_accept_websocket": (_c.c_uint64, [_P, _S]),
     "xt_open_websocket": (_c.c_uint64, [_P, _S, _c.POINTER(XtTlsOptions)]),

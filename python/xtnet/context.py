@@ -53,6 +53,9 @@ ERR_WEBSOCKET = 1013
 OPT_WS_MAX_MESSAGE_BYTES = 14
 WS_TEXT = 1
 WS_BINARY = 2
+DGRAM_UNICAST = 1
+DGRAM_BROADCAST = 2
+DGRAM_MULTICAST = 3
 
 STAT_CONNECTIONS = 1
 STAT_LISTENERS = 2
@@ -172,6 +175,10 @@ class DatagramInfo:
     local_port: int  # the port it arrived on
     name: str
     mac_address: str
+    local_address: str = ""  # its destination: our address, the group, or the broadcast address
+    interface_name: str = ""  # the arrival interface ("eth0")
+    interface_index: int = 0
+    kind: int = 0  # DGRAM_UNICAST, DGRAM_BROADCAST or DGRAM_MULTICAST
 
 
 @dataclass
@@ -390,6 +397,16 @@ class UdpListener(_Listener):
         multicast group."""
         data = _data(data)
         _check(lib.xt_send_datagram(self.ctx._live(), self.id, address.encode(), _port(port), data, len(data)))
+
+    def send_on(self, interface, address, port, data):
+        """Sends one datagram out of `interface` only (a name such as "eth0", or one of its
+        addresses): the reply to a query from the interface it arrived on
+        (``info.interface_name``)."""
+        data = _data(data)
+        _check(lib.xt_send_datagram_on(
+            self.ctx._live(), self.id, str(interface).encode(), str(address).encode(),
+            _port(port), data, len(data),
+        ))
 
     @property
     def dropped(self):
@@ -628,6 +645,19 @@ class Context:
 
     # -- UDP and HTTP
 
+    def local_address_for(self, remote_address):
+        """This host's address that `remote_address` reaches it on (the routing table's
+        answer; nothing is sent): for an SSDP LOCATION, a GENA CALLBACK, an mDNS A record."""
+        out = ctypes.create_string_buffer(64)
+        _check(lib.xt_local_address_for(self._live(), str(remote_address).encode(), out, len(out)))
+        return out.value.decode()
+
+    def send_wake_on_lan(self, mac_address, interface=None):
+        """Sends the Wake-on-LAN magic packet for `mac_address` as a broadcast out of every
+        interface (or `interface` only)."""
+        iface = None if interface is None else str(interface).encode()
+        _check(lib.xt_send_wake_on_lan(self._live(), str(mac_address).encode(), iface))
+
     def start_udp_listener(self, port):
         sid = lib.xt_start_udp_listener(self._live(), _port(port))
         if not sid:
@@ -698,7 +728,8 @@ class Context:
             i = info.contents
             sender = DatagramInfo(
                 _text(i.remote_address), i.remote_port, i.local_port, _text(i.name),
-                _text(i.mac_address),
+                _text(i.mac_address), _text(i.local_address), _text(i.interface_name),
+                i.interface_index, i.kind,
             )
             payload = ctypes.string_at(data, length) if length else b""
             self._run("on_datagram", self.on_datagram, sid, payload, sender)

@@ -75,6 +75,12 @@ This project's own names, in the same style, where XTension's page names no call
   the info; ``XTSendData`` sends text, ``XTSendWebSocket(theConnectionID, theData, isBinary)``
   either; ``XTDisconnect`` closes with a close frame. ``XTSocketError`` 102 tells the close
   code and reason in ``xtKeyErrorMessage``.
+- Where a datagram arrived: ``theDatagramInfo`` also has ``xtKeyLocalAddress`` (our address,
+  the group, or the broadcast address it was sent to), ``xtKeyInterface`` ("eth0") and
+  ``xtKeyDatagramKind`` ("unicast", "broadcast", "multicast"). ``XTSendDatagramOn(theServerID,
+  theInterface, remoteAddress, remotePort, theData)`` replies out of that interface;
+  ``XTLocalAddressFor(remoteAddress)`` tells which of our addresses a device should call back;
+  ``XTSendWakeOnLAN(theMacAddress, theInterface)`` wakes a machine.
 - ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
 - ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
   connection, and the log says so once.
@@ -98,6 +104,9 @@ from .context import (
     Context,
     HtmlListener,
     Response,
+    DGRAM_BROADCAST,
+    DGRAM_MULTICAST,
+    DGRAM_UNICAST,
     TRUST_ANY,
     TRUST_PIN,
     WS_BINARY,
@@ -141,6 +150,9 @@ xtKeyRequestId = "xtKeyRequestId"
 xtKeyTlsFingerprint = "xtKeyTlsFingerprint"
 xtKeyTlsProtocol = "xtKeyTlsProtocol"
 xtKeyMessageKind = "xtKeyMessageKind"
+xtKeyLocalAddress = "xtKeyLocalAddress"
+xtKeyInterface = "xtKeyInterface"
+xtKeyDatagramKind = "xtKeyDatagramKind"
 # Returned by XTPageRequest: the page comes later, from XTReplyToRequest.
 xtReplyLater = LATER
 
@@ -178,6 +190,7 @@ _PAGE_FORMS = "return the page as text, (code, page) or (code, headersDict, page
 
 
 _MESSAGE_KINDS = {WS_TEXT: "text", WS_BINARY: "binary"}
+_DATAGRAM_KINDS = {DGRAM_UNICAST: "unicast", DGRAM_BROADCAST: "broadcast", DGRAM_MULTICAST: "multicast"}
 
 
 def connection_info(info):
@@ -337,6 +350,31 @@ class Plugin:
             ),
         )
 
+    def XTSendDatagramOn(self, theServerID, theInterface, remoteAddress, remotePort, theData):
+        """As XTSendDatagram, out of one interface only (``theDatagramInfo[xtKeyInterface]``
+        for a reply from where the query came in). True/False."""
+        return self._try(
+            f"XTSendDatagramOn({theServerID}, {theInterface}, {remoteAddress}, {remotePort})",
+            lambda: UdpListener(self.ctx, int(theServerID)).send_on(
+                str(theInterface), str(remoteAddress), remotePort, _to_bytes(theData)
+            ),
+        )
+
+    def XTLocalAddressFor(self, remoteAddress):
+        """This host's address that ``remoteAddress`` reaches it on, "" on error."""
+        try:
+            return self.ctx.local_address_for(str(remoteAddress))
+        except (XtError, ValueError, TypeError) as e:
+            self._error(f"XTLocalAddressFor({remoteAddress})", _as_xt_error(e))
+            return ""
+
+    def XTSendWakeOnLAN(self, theMacAddress, theInterface=""):
+        """Wakes the machine with ``theMacAddress`` (every interface, or one). True/False."""
+        return self._try(
+            f"XTSendWakeOnLAN({theMacAddress})",
+            lambda: self.ctx.send_wake_on_lan(str(theMacAddress), str(theInterface) or None),
+        )
+
     def XTSendData(self, theConnectionID, theData):
         return self._try(
             f"XTSendData({theConnectionID})",
@@ -493,6 +531,9 @@ class Plugin:
             xtKeyLocalPort: info.local_port,
             xtKeyName: info.name,
             xtKeyMacAddress: info.mac_address,
+            xtKeyLocalAddress: info.local_address,
+            xtKeyInterface: info.interface_name,
+            xtKeyDatagramKind: _DATAGRAM_KINDS.get(info.kind, ""),
         }
         self._call("XTReceivedDatagram", _to_text(data), server_id, d)
 

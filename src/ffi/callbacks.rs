@@ -84,7 +84,22 @@ pub struct XtDatagramInfo {
     pub name: *const c_char,
     /// The sender's MAC address from the peer cache only: zeros when unknown.
     pub mac_address: *const c_char,
+    /// The datagram's destination: our address, the group, or the broadcast address (as text;
+    /// "" when the system did not say).
+    pub local_address: *const c_char,
+    /// The interface it arrived on ("eth0", "en0"; "" when unknown) and its index (0).
+    pub interface_name: *const c_char,
+    pub interface_index: u32,
+    /// `XT_DGRAM_UNICAST`, `XT_DGRAM_BROADCAST` or `XT_DGRAM_MULTICAST` (0 when unknown).
+    pub kind: u32,
 }
+
+/// `XtDatagramInfo.kind`: sent to one of our addresses.
+pub const XT_DGRAM_UNICAST: u32 = 1;
+/// Sent to a broadcast address (255.255.255.255 or the arrival network's).
+pub const XT_DGRAM_BROADCAST: u32 = 2;
+/// Sent to a multicast group.
+pub const XT_DGRAM_MULTICAST: u32 = 3;
 
 /// An HTTP request, opaque. Valid during `page_request` only.
 pub struct XtHttpRequest {
@@ -318,6 +333,10 @@ impl Host for CHost {
                 local_port: info.local_port,
                 name: info.name.as_ptr(),
                 mac_address: info.mac_address.as_ptr(),
+                local_address: info.local_address.as_ptr(),
+                interface_name: info.interface_name.as_ptr(),
+                interface_index: info.interface_index,
+                kind: info.kind as u32,
             };
             // SAFETY: as in new_connection; `data` is valid for `len` bytes during the call.
             host_call(|| unsafe {
@@ -458,6 +477,14 @@ pub(crate) unsafe fn with_response(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn datagram_kinds_match_the_core() {
+        use crate::udp::DatagramKind;
+        assert_eq!(super::XT_DGRAM_UNICAST, DatagramKind::Unicast as u32);
+        assert_eq!(super::XT_DGRAM_BROADCAST, DatagramKind::Broadcast as u32);
+        assert_eq!(super::XT_DGRAM_MULTICAST, DatagramKind::Multicast as u32);
+    }
+
     use super::*;
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::context::{context, XtContext};
 use super::{bytes_arg, code_of, ffi_body, str_arg, value_or};
-use crate::error;
+use crate::error::{self, Error};
 use std::ffi::c_char;
 
 /// Pass as `remote_address` of `xt_send_datagram` to broadcast: the datagram goes out of every
@@ -293,5 +293,120 @@ pub unsafe extern "C" fn xt_udp_send_failures(ctx: *const XtContext, server_id: 
         // SAFETY: per this function's contract.
         let result = unsafe { context(ctx) }.and_then(|c| c.udp_send_failures(server_id));
         value_or(result.map(|n| n.min(i64::MAX as u64) as i64), -1)
+    })
+}
+
+/// Sends one datagram (copied) from UDP listener `server_id`, from its port, out of
+/// `interface` only — a name ("eth0") or one of its addresses — to `remote_address` and
+/// `remote_port`: the reply to a multicast or broadcast query out of the interface it came in
+/// on (`XtDatagramInfo.interface_name`). Sent before this returns, also from a callback.
+///
+/// Returns `XT_OK` or a code: as `xt_send_datagram`, and 1001 for an unknown interface.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `interface` and `remote_address` are NULL or
+/// NUL-terminated; `data` is NULL or points to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xt_send_datagram_on(
+    ctx: *mut XtContext,
+    server_id: u32,
+    interface: *const c_char,
+    remote_address: *const c_char,
+    remote_port: u16,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let (interface, address, data) = unsafe {
+                (
+                    str_arg(interface, "interface")?,
+                    str_arg(remote_address, "remote address")?,
+                    bytes_arg(data, len, "data")?,
+                )
+            };
+            c.send_datagram_on(server_id, interface, address, remote_port, data)
+        }))
+    })
+}
+
+/// Writes into `out` (`out_len` bytes, NUL-terminated) the address of this host that
+/// `remote_address` reaches it on — the source address the routing table picks toward it;
+/// nothing is sent. What an SSDP `LOCATION`, a GENA `CALLBACK` or an mDNS A record should
+/// carry on a multi-homed host. IPv6 link-local peers take a zone ("fe80::1%eth0").
+///
+/// Returns `XT_OK`, or: 1001 for NULL arguments, text that is no IP address, an unknown zone,
+/// or an `out` too small (46 bytes always suffice); ENETUNREACH or EHOSTUNREACH when no route
+/// leads there.
+/// Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `remote_address` is NULL or NUL-terminated; `out` is NULL
+/// or points to `out_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xt_local_address_for(
+    ctx: *mut XtContext,
+    remote_address: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let remote = unsafe { str_arg(remote_address, "remote address") }?;
+            if out.is_null() {
+                return Err(Error::invalid_argument("out is NULL"));
+            }
+            let text = c.local_address_for(remote)?.to_string();
+            if text.len() + 1 > out_len {
+                return Err(Error::invalid_argument(format!(
+                    "out has {out_len} bytes; {text:?} needs {}",
+                    text.len() + 1
+                )));
+            }
+            // SAFETY: `out` has `out_len` writable bytes, checked above to hold the text and
+            // its NUL.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), out.cast::<u8>(), text.len());
+                *out.add(text.len()) = 0;
+            }
+            Ok(())
+        }))
+    })
+}
+
+/// Wakes a machine: sends the Wake-on-LAN magic packet (6 × 0xFF, then `mac_address` 16
+/// times) to UDP port 9 as a limited broadcast out of every up, broadcast-capable interface
+/// with an IPv4 address — or only out of `interface` (name or address) — so it needs no route
+/// and reaches every link of a multi-homed host. `mac_address`: "aa:bb:cc:dd:ee:ff", with '-'
+/// or without separators.
+///
+/// Returns `XT_OK`, or: 1001 for NULL ctx, a bad MAC or an unknown interface; 106 when no
+/// interface can broadcast; the system's code when every send failed. Any thread.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `mac_address` and `interface` are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xt_send_wake_on_lan(
+    ctx: *mut XtContext,
+    mac_address: *const c_char,
+    interface: *const c_char,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let mac = unsafe { str_arg(mac_address, "MAC address") }?;
+            let interface = if interface.is_null() {
+                None
+            } else {
+                // SAFETY: per this function's contract.
+                Some(unsafe { str_arg(interface, "interface") }?)
+            };
+            c.send_wake_on_lan(mac, interface).map(|_| ())
+        }))
     })
 }

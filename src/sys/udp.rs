@@ -66,7 +66,7 @@ fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 struct RecvScratch {
     buffers: Box<[u8]>,
     addrs: Box<[libc::sockaddr_storage]>,
-    controls: Box<[[u64; 8]]>,
+    controls: Box<[[u64; 16]]>,
 }
 
 #[cfg(target_os = "linux")]
@@ -76,8 +76,16 @@ thread_local! {
         buffers: vec![0u8; BATCH * SLOT].into_boxed_slice(),
         // SAFETY: an all-zero sockaddr_storage is valid (family AF_UNSPEC).
         addrs: vec![unsafe { std::mem::zeroed() }; BATCH].into_boxed_slice(),
-        controls: vec![[0u64; 8]; BATCH].into_boxed_slice(),
+        controls: vec![[0u64; 16]; BATCH].into_boxed_slice(),
     });
+}
+
+/// Where a datagram arrived: its destination address (ours, a group, or a broadcast address)
+/// and the interface's index, from the packet-info control message (unknown: None / 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Arrival {
+    pub destination: Option<std::net::IpAddr>,
+    pub interface_index: u32,
 }
 
 /// What one receive call gave, besides the datagrams themselves.
@@ -88,12 +96,52 @@ pub(crate) struct Received {
     pub kernel_drops: Option<u32>,
 }
 
+/// Asks the kernel for each datagram's destination and arrival interface (IP_PKTINFO and, on
+/// an IPv6 socket, IPV6_RECVPKTINFO).
+pub(crate) fn want_packet_info(socket: &impl AsRawFd, ipv6: bool) {
+    if ipv6 {
+        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1);
+    } else {
+        set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1);
+    }
+}
+
+/// The packet info in a received message's control data.
+#[cfg(target_os = "linux")]
+fn arrival(header: &libc::msghdr) -> Arrival {
+    // SAFETY: walking the control buffer the kernel filled, with the libc CMSG macros; each
+    // payload read is the type its level and type say.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return Arrival {
+                    destination: Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)).into()),
+                    interface_index: info.ipi_ifindex as u32,
+                };
+            }
+            if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return Arrival {
+                    destination: Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).into()),
+                    interface_index: info.ipi6_ifindex,
+                };
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    Arrival::default()
+}
+
 /// Reads up to BATCH datagrams without blocking (recvmmsg), handing each to `push` with its
-/// sender; WouldBlock when there are none.
+/// sender and where it arrived; WouldBlock when there are none.
 #[cfg(target_os = "linux")]
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
-    mut push: impl FnMut(SocketAddr, Bytes),
+    mut push: impl FnMut(SocketAddr, Bytes, Arrival),
 ) -> io::Result<Received> {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
@@ -147,7 +195,11 @@ pub(crate) fn recv_batch(
         for (i, h) in headers[..received].iter().enumerate() {
             let len = h.msg_len as usize;
             if let Some(from) = from_storage(&addrs[i]) {
-                push(from, joined.slice(offset..offset + len));
+                push(
+                    from,
+                    joined.slice(offset..offset + len),
+                    arrival(&h.msg_hdr),
+                );
             }
             offset += len;
             if let Some(d) = rxq_overflow(&h.msg_hdr) {
@@ -181,14 +233,15 @@ fn rxq_overflow(header: &libc::msghdr) -> Option<u32> {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
-    mut push: impl FnMut(SocketAddr, Bytes),
+    mut push: impl FnMut(SocketAddr, Bytes, Arrival),
 ) -> io::Result<Received> {
     let mut buf = vec![0u8; SLOT];
     let mut count = 0;
     while count < BATCH {
         match socket.try_recv_from(&mut buf) {
             Ok((n, from)) => {
-                push(from, Bytes::copy_from_slice(&buf[..n]));
+                // Without recvmmsg (macOS path, untested) no packet info is read.
+                push(from, Bytes::copy_from_slice(&buf[..n]), Arrival::default());
                 count += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && count > 0 => break,
@@ -230,9 +283,10 @@ pub(crate) fn send_to(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Re
     result(n).map(|_| ())
 }
 
-/// Sends one datagram out of the interface `ifindex` (multicast and limited broadcast).
+/// Sends one datagram out of the interface `ifindex` (multicast, broadcast, or a reply from a
+/// chosen interface).
 pub(crate) fn send_via(
-    socket: &UdpSocket,
+    socket: &impl AsRawFd,
     data: &[u8],
     to: SocketAddr,
     ifindex: u32,

@@ -76,6 +76,8 @@ pub(crate) struct UdpListener {
     /// Already on this batch's flush list.
     pub(super) written_in_batch: AtomicBool,
     pub(super) multicast: Mutex<Multicast>,
+    /// Arrival interfaces' names, for the datagrams' info.
+    pub(crate) interface_names: super::InterfaceNames,
 }
 
 /// Sender details of one datagram for the host.
@@ -85,6 +87,13 @@ pub struct DatagramInfo<'a> {
     pub local_port: u16,
     pub name: &'a CStr,
     pub mac_address: &'a CStr,
+    /// The datagram's destination: our address, the group, or the broadcast address ("" when
+    /// unknown).
+    pub local_address: &'a CStr,
+    /// The arrival interface ("" when unknown) and its index (0).
+    pub interface_name: &'a CStr,
+    pub interface_index: u32,
+    pub kind: super::DatagramKind,
 }
 
 impl UdpListener {
@@ -106,6 +115,7 @@ impl UdpListener {
             outbox: Mutex::new(Outbox::default()),
             written_in_batch: AtomicBool::new(false),
             multicast: Mutex::new(Multicast::default()),
+            interface_names: Default::default(),
         }
     }
 

@@ -11,9 +11,13 @@
 //! | `address.rs`    | destinations and groups parsed from the host's text            |
 //! | `socket.rs`     | binding for shared discovery ports                              |
 //! | `interfaces.rs` | the machine's interfaces                                       |
+//! | `arrival.rs`    | where a datagram arrived: destination, interface, kind         |
+//! | `lan.rs`        | our address toward a peer (routing table), Wake-on-LAN          |
 
 mod address;
+mod arrival;
 pub mod interfaces;
+mod lan;
 mod listener;
 mod membership;
 mod receive;
@@ -22,6 +26,9 @@ mod socket;
 mod start;
 
 pub(crate) use address::{parse_group, Destination};
+pub use arrival::DatagramKind;
+pub(crate) use arrival::{describe, InterfaceNames};
+pub(crate) use lan::{local_address_for, send_wake_on_lan};
 pub use listener::DatagramInfo;
 pub(crate) use listener::UdpListener;
 pub(crate) use socket::Datagram;

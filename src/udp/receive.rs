@@ -91,10 +91,11 @@ fn read_socket(
     let Some(socket) = socket else { return };
     for _ in 0..8 {
         let mut datagrams = Vec::new();
-        let received = sys_udp::recv_batch(socket, |from, data| {
+        let received = sys_udp::recv_batch(socket, |from, data, arrival| {
             datagrams.push(Datagram {
                 from,
                 data,
+                arrival,
                 identity: None,
             })
         });

@@ -23,31 +23,9 @@ impl UdpListener {
     /// Sends a datagram to `to` (see the module comment for where it goes and when).
     pub(crate) fn send(self: &Arc<Self>, to: Destination, data: &[u8]) -> Result<(), Error> {
         let addr = to.addr;
-        let max = if addr.is_ipv6() {
-            MAX_DATAGRAM_V6
-        } else {
-            MAX_DATAGRAM_V4
-        };
-        if data.len() > max {
-            return Err(Error::new(
-                libc::EMSGSIZE,
-                format!(
-                    "a datagram of {} bytes is larger than UDP allows ({max})",
-                    data.len()
-                ),
-            ));
-        }
-        if addr.port() == 0 {
-            return Err(Error::new(error::INVALID_PORT, "cannot send to port 0"));
-        }
+        check(addr, data)?;
         let sockets = self.sockets()?;
-        let socket = sockets.for_family(addr.is_ipv6()).ok_or_else(|| {
-            Error::invalid_argument(format!(
-                "UDP listener {} has no {} socket (see xt_set_bind_address)",
-                self.id,
-                if addr.is_ipv6() { "IPv6" } else { "IPv4" }
-            ))
-        })?;
+        let socket = self.socket_for(&sockets, addr)?;
         let ip = addr.ip();
         let limited_broadcast = ip == IpAddr::V4(Ipv4Addr::BROADCAST);
         if ip.is_multicast() || limited_broadcast {
@@ -72,6 +50,61 @@ impl UdpListener {
         sys_udp::send_to(socket, data, addr).map_err(|e| send_error(addr, &e))
     }
 
+    /// Sends a datagram to `to` out of `interface` only (by name or address), from the
+    /// listening port: a reply from the interface a query came in on. At once, also from a
+    /// callback.
+    pub(crate) fn send_on(
+        &self,
+        interface: &str,
+        to: Destination,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let addr = to.addr;
+        check(addr, data)?;
+        let interface = interfaces::find(interface)?;
+        let sockets = self.sockets()?;
+        let socket = self.socket_for(&sockets, addr)?;
+        sys_udp::send_via(socket, data, addr, interface.index).map_err(|e| send_error(addr, &e))
+    }
+
+    fn socket_for<'a>(
+        &self,
+        sockets: &'a super::listener::Sockets,
+        addr: SocketAddr,
+    ) -> Result<&'a UdpSocket, Error> {
+        sockets.for_family(addr.is_ipv6()).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "UDP listener {} has no {} socket (see xt_set_bind_address)",
+                self.id,
+                if addr.is_ipv6() { "IPv6" } else { "IPv4" }
+            ))
+        })
+    }
+}
+
+/// The size and port rules of every send.
+fn check(addr: SocketAddr, data: &[u8]) -> Result<(), Error> {
+    let max = if addr.is_ipv6() {
+        MAX_DATAGRAM_V6
+    } else {
+        MAX_DATAGRAM_V4
+    };
+    if data.len() > max {
+        return Err(Error::new(
+            libc::EMSGSIZE,
+            format!(
+                "a datagram of {} bytes is larger than UDP allows ({max})",
+                data.len()
+            ),
+        ));
+    }
+    if addr.port() == 0 {
+        return Err(Error::new(error::INVALID_PORT, "cannot send to port 0"));
+    }
+    Ok(())
+}
+
+impl UdpListener {
     /// Multicast and limited broadcast: out of the chosen interface, or every suitable one.
     fn send_out_of_interfaces(
         &self,

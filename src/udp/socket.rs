@@ -51,6 +51,7 @@ fn setup(addr: SocketAddr) -> io::Result<Socket> {
     size_receive_buffer(&socket);
     #[cfg(target_os = "linux")]
     set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1);
+    crate::sys::udp::want_packet_info(&socket, addr.is_ipv6());
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket)
@@ -136,6 +137,8 @@ pub(crate) fn bind(bind: Option<IpAddr>, port: u16) -> Result<Bound, Error> {
 pub(crate) struct Datagram {
     pub from: SocketAddr,
     pub data: Bytes,
+    /// Where it arrived (destination address, interface).
+    pub arrival: crate::sys::udp::Arrival,
     /// The sender's name and MAC from the peer cache (filled when the batch is queued).
     pub identity: Option<Arc<PeerIdentity>>,
 }

@@ -127,7 +127,9 @@ _Static_assert(offsetof(XtConnectionInfo, tls_peer_fingerprint) == 56 && offseto
 _Static_assert(offsetof(XtConnectionInfo, peer_port) == 10 && offsetof(XtConnectionInfo, name) == 16, "info");
 _Static_assert(offsetof(XtConnectionInfo, unique_id) == 32 && offsetof(XtConnectionInfo, server_id) == 40, "info");
 _Static_assert(offsetof(XtConnectionInfo, error_number) == 44 && offsetof(XtConnectionInfo, error_message) == 48, "info");
-_Static_assert(sizeof(XtDatagramInfo) == 32 && offsetof(XtDatagramInfo, local_port) == 10, "datagram");
+_Static_assert(sizeof(XtDatagramInfo) == 56 && offsetof(XtDatagramInfo, local_port) == 10, "datagram");
+_Static_assert(offsetof(XtDatagramInfo, local_address) == 32 && offsetof(XtDatagramInfo, interface_name) == 40, "datagram");
+_Static_assert(offsetof(XtDatagramInfo, interface_index) == 48 && offsetof(XtDatagramInfo, kind) == 52, "datagram");
 _Static_assert(offsetof(XtDatagramInfo, name) == 16 && offsetof(XtDatagramInfo, mac_address) == 24, "datagram");
 #endif
 
@@ -169,3 +171,15 @@ uint64_t (*const p_open_ws)(XtContext *, const char *, const XtTlsOptions *) = x
 int32_t (*const p_send_ws)(XtContext *, uint64_t, const uint8_t *, size_t, uint32_t) = xt_send_websocket;
 uint32_t xt_contract_message_kind(const XtConnectionInfo *i);
 uint32_t xt_contract_message_kind(const XtConnectionInfo *i) { return i->message_kind; }
+
+/* LAN: arrival, replies from an interface, local address, Wake-on-LAN (part 2) */
+_Static_assert(XT_DGRAM_UNICAST == 1 && XT_DGRAM_BROADCAST == 2 && XT_DGRAM_MULTICAST == 3, "datagram kinds");
+_Static_assert(offsetof(XtDatagramInfo, mac_address) < offsetof(XtDatagramInfo, local_address), "order");
+_Static_assert(offsetof(XtDatagramInfo, local_address) < offsetof(XtDatagramInfo, interface_name), "order");
+_Static_assert(offsetof(XtDatagramInfo, interface_name) < offsetof(XtDatagramInfo, interface_index), "order");
+_Static_assert(offsetof(XtDatagramInfo, interface_index) < offsetof(XtDatagramInfo, kind), "order");
+int32_t (*const p_send_on)(XtContext *, uint32_t, const char *, const char *, uint16_t, const uint8_t *, size_t) = xt_send_datagram_on;
+int32_t (*const p_local_for)(XtContext *, const char *, char *, size_t) = xt_local_address_for;
+int32_t (*const p_wol)(XtContext *, const char *, const char *) = xt_send_wake_on_lan;
+uint32_t xt_contract_datagram_kind(const XtDatagramInfo *d);
+uint32_t xt_contract_datagram_kind(const XtDatagramInfo *d) { return d->kind + d->interface_index; }

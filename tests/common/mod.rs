@@ -80,6 +80,10 @@ pub struct DgInfo {
     pub local_port: u16,
     pub name: String,
     pub mac_address: String,
+    pub local_address: String,
+    pub interface_name: String,
+    pub interface_index: u32,
+    pub kind: u32,
 }
 
 /// What a `page_request` callback saw, copied out through the accessors.
@@ -271,6 +275,10 @@ unsafe extern "C" fn cb_datagram(
         local_port: i.local_port,
         name: text(i.name),
         mac_address: text(i.mac_address),
+        local_address: text(i.local_address),
+        interface_name: text(i.interface_name),
+        interface_index: i.interface_index,
+        kind: i.kind,
     };
     let bytes = if len == 0 {
         Vec::new()
