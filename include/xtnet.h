@@ -256,6 +256,12 @@
 #define XT_OPT_WS_MAX_MESSAGE_BYTES 14
 
 /**
+ * Re-send every multicast join this often (a leave and a join: a fresh IGMP/MLD report), for
+ * snooping switches with no querier that forget groups nobody re-reported; 0 = off (default).
+ */
+#define XT_OPT_MULTICAST_REFRESH_MS 12
+
+/**
  * The roots of the web (Mozilla's set) and a check of the server's name (the default).
  */
 #define XT_TRUST_SYSTEM 0
@@ -481,6 +487,14 @@ typedef struct XtCallbacks {
    * A message from the library: `level` is an `XT_LOG_*` value, `message` borrowed.
    */
   void (*log)(void *user_data, int32_t level, const char *message);
+  /**
+   * The machine's network changed: interface `interface_name` came up (`up` true) or went
+   * down, or gained or lost `address` ("" for a link without addresses). Multicast
+   * memberships have already followed (a group joined on every interface is joined on one
+   * that came up, dropped from one that went). Strings borrowed for the call. Appended:
+   * hosts that pass a shorter table (smaller `struct_size`) are not called.
+   */
+  void (*interface_changed)(void *user_data, const char *interface_name, const char *address, bool up);
 } XtCallbacks;
 
 /**

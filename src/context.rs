@@ -74,6 +74,8 @@ impl Context {
             runtime.handle().clone(),
         ));
         let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
+        // Interfaces that change: the host is told, memberships follow (ends with the runtime).
+        runtime.spawn(udp::watch(shared.clone()));
         let dispatcher = match dispatch {
             Dispatch::Poll => None,
             Dispatch::Thread => {

@@ -39,6 +39,7 @@ pub enum Callback {
     ReceivedDatagram,
     PageRequest,
     Log,
+    InterfaceChanged,
 }
 
 /// Where events go: the host application. The C surface implements this over `XtCallbacks`;
@@ -69,6 +70,9 @@ pub trait Host: Send + Sync {
     fn received_datagram(&self, _server_id: u32, _data: &[u8], _info: &DatagramInfo) {}
     /// A message from the library.
     fn log(&self, _level: LogLevel, _message: &CStr) {}
+    /// An interface came up or went down, or gained or lost `address` ("" for a link without
+    /// addresses); `up`: usable now.
+    fn interface_changed(&self, _name: &CStr, _address: &CStr, _up: bool) {}
 }
 
 /// One thing the host is told about.
@@ -105,6 +109,11 @@ pub(crate) enum Event {
         level: LogLevel,
         message: CString,
     },
+    InterfaceChanged {
+        name: CString,
+        address: CString,
+        up: bool,
+    },
 }
 
 impl Event {
@@ -121,7 +130,10 @@ impl Event {
             | Event::Connected { conn }
             | Event::Data { conn, .. }
             | Event::SocketError { conn, .. } => Some(conn),
-            Event::Datagrams { .. } | Event::PageRequest { .. } | Event::Log { .. } => None,
+            Event::Datagrams { .. }
+            | Event::PageRequest { .. }
+            | Event::Log { .. }
+            | Event::InterfaceChanged { .. } => None,
         }
     }
 
@@ -188,6 +200,10 @@ impl Event {
             Event::Log { level, message } => {
                 host.log(level, &message);
                 ran(Callback::Log)
+            }
+            Event::InterfaceChanged { name, address, up } => {
+                host.interface_changed(&name, &address, up);
+                ran(Callback::InterfaceChanged)
             }
         }
     }

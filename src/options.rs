@@ -17,6 +17,7 @@ pub mod id {
     pub const HTTP_REQUEST_TIMEOUT_MS: u32 = 9;
     pub const PEER_LOOKUP_MS: u32 = 10;
     pub const HTTP_DEFER_TIMEOUT_MS: u32 = 11;
+    pub const MULTICAST_REFRESH_MS: u32 = 12;
     pub const WS_MAX_MESSAGE_BYTES: u32 = 14;
 }
 
@@ -41,6 +42,8 @@ pub struct Options {
     /// How long a deferred HTTP request waits for its answer before it gets 504.
     pub http_defer_timeout: Duration,
     pub peer_lookup: Duration,
+    /// Re-send multicast joins this often (None: never).
+    pub multicast_refresh: Option<Duration>,
     /// Largest WebSocket message accepted (larger ones close with 1009).
     pub ws_max_message_bytes: usize,
     /// `None`: listeners bind every interface, IPv6 and IPv4.
@@ -61,6 +64,7 @@ impl Default for Options {
             http_request_timeout: Duration::from_millis(10_000),
             http_defer_timeout: Duration::from_millis(30_000),
             ws_max_message_bytes: 16 << 20,
+            multicast_refresh: None,
             peer_lookup: Duration::from_millis(250),
             bind_address: None,
         }
@@ -122,6 +126,10 @@ impl Options {
                 self.http_defer_timeout =
                     Duration::from_millis(check(value, 1, DAY_MS, "HTTP defer timeout")? as u64)
             }
+            id::MULTICAST_REFRESH_MS => {
+                let ms = check(value, 0, DAY_MS, "multicast refresh")?;
+                self.multicast_refresh = (ms > 0).then(|| Duration::from_millis(ms as u64))
+            }
             id::WS_MAX_MESSAGE_BYTES => {
                 self.ws_max_message_bytes =
                     check(value, 1, 1 << 30, "WebSocket message limit")? as usize
@@ -147,6 +155,7 @@ impl Options {
             id::PEER_LOOKUP_MS => self.peer_lookup.as_millis() as i64,
             id::HTTP_DEFER_TIMEOUT_MS => self.http_defer_timeout.as_millis() as i64,
             id::WS_MAX_MESSAGE_BYTES => self.ws_max_message_bytes as i64,
+            id::MULTICAST_REFRESH_MS => ms(self.multicast_refresh),
             _ => return None,
         })
     }

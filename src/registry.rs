@@ -185,6 +185,18 @@ impl Registry {
         }
     }
 
+    /// Every UDP listener.
+    pub(crate) fn udp_listeners(&self) -> Vec<Arc<UdpListener>> {
+        self.listeners
+            .lock()
+            .values()
+            .filter_map(|l| match &l.state {
+                ListenerState::Udp(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every HTTP listener.
     pub(crate) fn http_listeners(&self) -> Vec<Arc<HttpListener>> {
         self.listeners

@@ -58,6 +58,7 @@ fn bad_context_arguments() {
             received_datagram: None,
             page_request: None,
             log: None,
+            interface_changed: None,
         };
         assert!(xt_context_new(&t, 0).is_null());
         t.struct_size = std::mem::size_of::<XtCallbacks>() as u32 + 64; // a newer, larger table

@@ -757,3 +757,205 @@ fn wake_on_lan_reaches_every_link_or_the_one_named() {
         )
     );
 }
+
+/// Waits until `ctx` was told `(interface, address, up)`.
+fn told(ctx: &Ctx, interface: &str, address: &str, up: bool) {
+    let want = Ev::Interface(interface.into(), address.into(), up);
+    ctx.wait_until("interface_changed", Duration::from_secs(10), |evs| {
+        evs.contains(&want)
+    });
+}
+
+/// Sends from `side` to the group until `ctx` got `n` datagrams in all (a join follows an
+/// interface change within moments, not at once).
+fn send_until(
+    n: &mut Net,
+    side: Side,
+    from: &Arc<Ctx>,
+    id: u32,
+    ctx: &Ctx,
+    total: usize,
+    data: &'static [u8],
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ctx.datagrams().len() < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never arrived: {:?}",
+            ctx.events()
+        );
+        n.send(side, from, id, "239.1.2.3", 5400, data);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ip_in(n: &Net, ns: &str, args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = n;
+}
+
+#[test]
+fn memberships_follow_interfaces_that_come_go_and_come_back() {
+    let Some(mut n) = net("memberships_follow_interfaces_that_come_go_and_come_back") else {
+        return;
+    };
+    let (everywhere, id) = n.udp(L, 5400);
+    n.join(L, &everywhere, id, "239.1.2.3", None);
+    // A third link appears while the group is joined: the host is told, and the group arrives
+    // on it with no new call.
+    let s3 = n.lab.namespace("s3");
+    let l = n.l.clone();
+    n.lab
+        .link(&l, "e3", "10.9.3.1/24", &s3, "e0", "10.9.3.2/24");
+    told(&everywhere, "e3", "10.9.3.1", true);
+    let sender = {
+        let s3 = s3.clone();
+        n.lab.run(&s3, || {
+            let ctx = Arc::new(Ctx::thread());
+            let (sid, _) = ctx.udp(5401);
+            (ctx, sid)
+        })
+    };
+    let send3 = |n: &mut Net, data: &'static [u8]| {
+        let (ctx, sid) = (sender.0.clone(), sender.1);
+        let s3 = s3.clone();
+        n.lab.run(&s3, move || {
+            assert_eq!(ctx.send_to(sid, "239.1.2.3", 5400, data), XT_OK);
+        });
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while everywhere.datagrams().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not joined on e3");
+        send3(&mut n, b"via e3");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(everywhere.datagrams()[0].2.interface_name, "e3");
+    // Down: told, and left; up again: told, and joined again.
+    ip_in(&n, &l, &["link", "set", "e3", "down"]);
+    told(&everywhere, "e3", "10.9.3.1", false);
+    ip_in(&n, &l, &["link", "set", "e3", "up"]);
+    told(&everywhere, "e3", "10.9.3.1", true);
+    let before = everywhere.datagrams().len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while everywhere.datagrams().len() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not joined again after up"
+        );
+        send3(&mut n, b"after up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new address is told; the links that did not change were not told anything.
+    ip_in(&n, &l, &["addr", "add", "10.9.3.5/24", "dev", "e3"]);
+    told(&everywhere, "e3", "10.9.3.5", true);
+    assert!(
+        !everywhere
+            .events()
+            .iter()
+            .any(|e| matches!(e, Ev::Interface(i, _, _) if i == "e1" || i == "e2")),
+        "{:?}",
+        everywhere.events()
+    );
+    // The other links kept their membership all along.
+    let (s1, s1id) = n.udp(S1, 5401);
+    let total = everywhere.datagrams().len() + 1;
+    send_until(&mut n, S1, &s1, s1id, &everywhere, total, b"via e1");
+    let logged = everywhere
+        .events()
+        .iter()
+        .any(|e| matches!(e, Ev::Log(_, t) if t.contains("joined 239.1.2.3 on e3")));
+    assert!(logged, "the join is logged");
+}
+
+#[test]
+fn a_group_joined_on_a_named_interface_is_joined_again_when_it_comes_back() {
+    let Some(mut n) = net("a_group_joined_on_a_named_interface_is_joined_again_when_it_comes_back")
+    else {
+        return;
+    };
+    let (named, id) = n.udp(L, 5400);
+    n.join(L, &named, id, "239.1.2.3", Some("e1"));
+    let (s1, s1id) = n.udp(S1, 5401);
+    let (s2, s2id) = n.udp(S2, 5401);
+    send_until(&mut n, S1, &s1, s1id, &named, 1, b"first");
+    // Not on e2: it was joined on e1 only.
+    n.send(S2, &s2, s2id, "239.1.2.3", 5400, b"not for e1's listener");
+    quiet(&named, 1);
+    // e1 goes away completely (the veth pair is deleted) and is made again: a new interface
+    // with the same name. The listener is in it again.
+    let (l, s1ns) = (n.l.clone(), n.s1.clone());
+    ip_in(&n, &l, &["link", "del", "e1"]);
+    told(&named, "e1", "10.9.1.1", false);
+    n.lab
+        .link(&l, "e1", "10.9.1.1/24", &s1ns, "e0", "10.9.1.2/24");
+    told(&named, "e1", "10.9.1.1", true);
+    let (s1b, s1bid) = n.udp(S1, 5402);
+    send_until(&mut n, S1, &s1b, s1bid, &named, 2, b"again");
+}
+
+/// Counts IGMP packets that name `group`, arriving in the namespace the closure runs in, for
+/// `window`.
+fn igmp_reports(group: Ipv4Addr, window: Duration) -> usize {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(libc::IPPROTO_IGMP)),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // The host only takes in IGMP sent to groups it is in: IGMPv3 reports go to 224.0.0.22,
+    // v2 reports to the group itself.
+    let me: Ipv4Addr = "10.9.1.2".parse().unwrap();
+    s.join_multicast_v4(&"224.0.0.22".parse().unwrap(), &me)
+        .unwrap();
+    s.join_multicast_v4(&group, &me).unwrap();
+    let s: std::net::UdpSocket = s.into(); // only for its recv
+    let deadline = std::time::Instant::now() + window;
+    let mut count = 0;
+    let mut buf = [0u8; 1500];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = s.recv(&mut buf) {
+            if buf[..n].windows(4).any(|w| w == group.octets()) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn the_multicast_refresh_resends_joins_on_the_wire() {
+    let Some(mut n) = net("the_multicast_refresh_resends_joins_on_the_wire") else {
+        return;
+    };
+    let (listener, id) = n.udp(L, 5400);
+    n.join(L, &listener, id, "239.1.2.3", None);
+    let group: Ipv4Addr = "239.1.2.3".parse().unwrap();
+    // The join's own reports have gone out by now; without the refresh the link stays quiet.
+    std::thread::sleep(Duration::from_secs(2));
+    let quiet = n.run(S1, move || igmp_reports(group, Duration::from_millis(1500)));
+    listener.set(XT_OPT_MULTICAST_REFRESH_MS, 200);
+    let refreshed = n.run(S1, move || igmp_reports(group, Duration::from_millis(1500)));
+    // Without the refresh, at most a late repeat of the join's own reports (or the peer's own
+    // join seen back); with it, a leave and a join every 200 ms (each a report).
+    eprintln!(
+        "IGMP reports naming the group in 1.5 s: {quiet} without the refresh, {refreshed} with it"
+    );
+    assert!(quiet <= 2, "{quiet} reports without the refresh");
+    assert!(
+        refreshed >= quiet + 4,
+        "only {refreshed} reports in 1.5 s with a 200 ms refresh"
+    );
+    listener.set(XT_OPT_MULTICAST_REFRESH_MS, 0);
+}

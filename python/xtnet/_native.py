@@ -121,6 +121,9 @@ PAGE_REQUEST = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p
 )
 LOG = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p)
+INTERFACE_CHANGED = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_bool
+)
 
 
 class XtCallbacks(ctypes.Structure):
@@ -135,6 +138,7 @@ class XtCallbacks(ctypes.Structure):
         ("received_datagram", RECEIVED_DATAGRAM),
         ("page_request", PAGE_REQUEST),
         ("log", LOG),
+        ("interface_changed", INTERFACE_CHANGED),
     ]
 
 

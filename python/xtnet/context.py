@@ -42,6 +42,7 @@ OPT_HTTP_MAX_BODY_BYTES = 8
 OPT_HTTP_REQUEST_TIMEOUT_MS = 9
 OPT_PEER_LOOKUP_MS = 10
 OPT_HTTP_DEFER_TIMEOUT_MS = 11
+OPT_MULTICAST_REFRESH_MS = 12
 TRUST_SYSTEM = 0
 TRUST_CA_FILE = 1
 TRUST_PIN = 2
@@ -447,6 +448,9 @@ class Context:
       what it may return (a Response, bytes/str, (status, body), (status, headers, body)).
       Without it every request gets 404.
     - ``on_log(level, message)``: the library's log (LOG_ERROR..LOG_DEBUG).
+    - ``on_interface_changed(interface, address, up)``: an interface came up or went down, or
+      gained or lost an address ("" for a link without one); multicast memberships have
+      followed already.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -462,6 +466,7 @@ class Context:
         self.on_datagram = callbacks.pop("on_datagram", None)
         self.on_page_request = callbacks.pop("on_page_request", None)
         self.on_log = callbacks.pop("on_log", None)
+        self.on_interface_changed = callbacks.pop("on_interface_changed", None)
         if callbacks:
             raise TypeError(f"unknown callbacks: {', '.join(callbacks)}")
         self._callback_thread = None
@@ -478,6 +483,7 @@ class Context:
             received_datagram=_native.RECEIVED_DATAGRAM(self._c_datagram),
             page_request=_native.PAGE_REQUEST(self._c_page_request),
             log=_native.LOG(self._c_log),
+            interface_changed=_native.INTERFACE_CHANGED(self._c_interface_changed),
         )
         self._ptr = lib.xt_context_new(ctypes.byref(self._table), _DISPATCH[dispatch])
         if not self._ptr:
@@ -760,6 +766,11 @@ class Context:
     def _c_log(self, _ud, level, message):
         if self.on_log is not None:
             self._run("on_log", self.on_log, level, _text(message))
+
+    def _c_interface_changed(self, _ud, name, address, up):
+        if self.on_interface_changed is not None:
+            self._run("on_interface_changed", self.on_interface_changed, _text(name),
+                      _text(address), bool(up))
 
 
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [

@@ -80,7 +80,9 @@ This project's own names, in the same style, where XTension's page names no call
   ``xtKeyDatagramKind`` ("unicast", "broadcast", "multicast"). ``XTSendDatagramOn(theServerID,
   theInterface, remoteAddress, remotePort, theData)`` replies out of that interface;
   ``XTLocalAddressFor(remoteAddress)`` tells which of our addresses a device should call back;
-  ``XTSendWakeOnLAN(theMacAddress, theInterface)`` wakes a machine.
+  ``XTSendWakeOnLAN(theMacAddress, theInterface)`` wakes a machine. When the network changes,
+  ``XTInterfaceChanged(theInterface, theAddress, isUp)`` is called (groups joined on every
+  interface have already followed).
 - ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
 - ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
   connection, and the log says so once.
@@ -237,6 +239,7 @@ class Plugin:
             on_datagram=self._datagram,
             on_page_request=self._page_request,
             on_log=self._library_log,
+            on_interface_changed=self._interface_changed,
         )
         self._stopped = False
 
@@ -596,6 +599,9 @@ class Plugin:
             "the request was answered 500"
         )
         return Response(status=500, body=f"XTPageRequest returned {what}: {_PAGE_FORMS}\n")
+
+    def _interface_changed(self, name, address, up):
+        self._call("XTInterfaceChanged", name, address, up)
 
     def _library_log(self, level, message):
         if level <= LOG_WARNING:

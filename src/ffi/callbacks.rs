@@ -189,6 +189,19 @@ pub struct XtCallbacks {
     /// A message from the library: `level` is an `XT_LOG_*` value, `message` borrowed.
     pub log:
         Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, message: *const c_char)>,
+    /// The machine's network changed: interface `interface_name` came up (`up` true) or went
+    /// down, or gained or lost `address` ("" for a link without addresses). Multicast
+    /// memberships have already followed (a group joined on every interface is joined on one
+    /// that came up, dropped from one that went). Strings borrowed for the call. Appended:
+    /// hosts that pass a shorter table (smaller `struct_size`) are not called.
+    pub interface_changed: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            interface_name: *const c_char,
+            address: *const c_char,
+            up: bool,
+        ),
+    >,
 }
 
 impl XtCallbacks {
@@ -205,6 +218,7 @@ impl XtCallbacks {
             received_datagram: None,
             page_request: None,
             log: None,
+            interface_changed: None,
         }
     }
 }
@@ -258,6 +272,7 @@ impl Host for CHost {
             Callback::ReceivedDatagram => t.received_datagram.is_some(),
             Callback::PageRequest => t.page_request.is_some(),
             Callback::Log => t.log.is_some(),
+            Callback::InterfaceChanged => t.interface_changed.is_some(),
         }
     }
 
@@ -355,6 +370,13 @@ impl Host for CHost {
         if let Some(f) = self.table.log {
             // SAFETY: as in new_connection; `message` lives until the call returns.
             host_call(|| unsafe { f(self.table.user_data, level as i32, message.as_ptr()) })
+        }
+    }
+
+    fn interface_changed(&self, name: &CStr, address: &CStr, up: bool) {
+        if let Some(f) = self.table.interface_changed {
+            // SAFETY: as in new_connection; the strings live until the call returns.
+            host_call(|| unsafe { f(self.table.user_data, name.as_ptr(), address.as_ptr(), up) })
         }
     }
 }

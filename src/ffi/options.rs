@@ -35,6 +35,9 @@ pub const XT_OPT_HTTP_DEFER_TIMEOUT_MS: u32 = 11;
 /// Largest WebSocket message accepted, fragments joined (1 to 2^30); a larger one closes the
 /// connection with close code 1009 and `socket_error` 108. Default 16 MiB.
 pub const XT_OPT_WS_MAX_MESSAGE_BYTES: u32 = 14;
+/// Re-send every multicast join this often (a leave and a join: a fresh IGMP/MLD report), for
+/// snooping switches with no querier that forget groups nobody re-reported; 0 = off (default).
+pub const XT_OPT_MULTICAST_REFRESH_MS: u32 = 12;
 
 /// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
 ///
@@ -118,6 +121,7 @@ mod tests {
             (XT_OPT_PEER_LOOKUP_MS, id::PEER_LOOKUP_MS),
             (XT_OPT_HTTP_DEFER_TIMEOUT_MS, id::HTTP_DEFER_TIMEOUT_MS),
             (XT_OPT_WS_MAX_MESSAGE_BYTES, id::WS_MAX_MESSAGE_BYTES),
+            (XT_OPT_MULTICAST_REFRESH_MS, id::MULTICAST_REFRESH_MS),
         ];
         for (c, core) in pairs {
             assert_eq!(c, core);

@@ -5,5 +5,6 @@
 pub(crate) mod ifaddrs;
 pub(crate) mod nameinfo;
 pub(crate) mod read_buf;
+pub(crate) mod route_watch;
 pub(crate) mod udp;
 pub(crate) mod wake_fd;

@@ -22,6 +22,8 @@ use super::socket::Datagram;
 pub(super) struct Multicast {
     /// (group, interface index) memberships this listener holds.
     pub(super) joined: Vec<(IpAddr, u32)>,
+    /// What the host asked for, so memberships can follow interfaces that come and go.
+    pub(super) wanted: Vec<super::membership::Wanted>,
     /// The interface multicast is sent from; None: every suitable interface.
     pub(super) out_interface: Option<Interface>,
 }

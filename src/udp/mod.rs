@@ -13,6 +13,7 @@
 //! | `interfaces.rs` | the machine's interfaces                                       |
 //! | `arrival.rs`    | where a datagram arrived: destination, interface, kind         |
 //! | `lan.rs`        | our address toward a peer (routing table), Wake-on-LAN          |
+//! | `watch.rs`      | interfaces that change: told, memberships follow, refresh       |
 
 mod address;
 mod arrival;
@@ -24,6 +25,7 @@ mod receive;
 mod send;
 mod socket;
 mod start;
+mod watch;
 
 pub(crate) use address::{parse_group, Destination};
 pub use arrival::DatagramKind;
@@ -34,3 +36,4 @@ pub(crate) use listener::UdpListener;
 pub(crate) use socket::Datagram;
 pub(crate) use socket::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 pub(crate) use start::{start_listener, stop_listener};
+pub(crate) use watch::watch;

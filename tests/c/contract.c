@@ -118,7 +118,8 @@ int32_t (*const p_resp_body)(XtHttpResponse *, const uint8_t *, size_t) = xt_htt
 
 /* ---- 64-bit layouts that hand-written bindings (bindings/xojo) rely on ---- */
 #if UINTPTR_MAX == 0xffffffffffffffffu
-_Static_assert(sizeof(XtCallbacks) == 80 && offsetof(XtCallbacks, user_data) == 8, "callbacks");
+_Static_assert(sizeof(XtCallbacks) == 88 && offsetof(XtCallbacks, user_data) == 8, "callbacks");
+_Static_assert(offsetof(XtCallbacks, interface_changed) == 80, "callbacks");
 _Static_assert(offsetof(XtCallbacks, new_connection) == 24 && offsetof(XtCallbacks, log) == 72, "callbacks");
 _Static_assert(offsetof(XtCallbacks, data_available) == 40 && offsetof(XtCallbacks, page_request) == 64, "callbacks");
 _Static_assert(sizeof(XtConnectionInfo) == 80 && offsetof(XtConnectionInfo, remote_port) == 8, "info");
@@ -183,3 +184,7 @@ int32_t (*const p_local_for)(XtContext *, const char *, char *, size_t) = xt_loc
 int32_t (*const p_wol)(XtContext *, const char *, const char *) = xt_send_wake_on_lan;
 uint32_t xt_contract_datagram_kind(const XtDatagramInfo *d);
 uint32_t xt_contract_datagram_kind(const XtDatagramInfo *d) { return d->kind + d->interface_index; }
+_Static_assert(XT_OPT_MULTICAST_REFRESH_MS == 12, "refresh");
+_Static_assert(offsetof(XtCallbacks, log) < offsetof(XtCallbacks, interface_changed), "order");
+void (*xt_contract_interface_changed(const XtCallbacks *c))(void *, const char *, const char *, bool);
+void (*xt_contract_interface_changed(const XtCallbacks *c))(void *, const char *, const char *, bool) { return c->interface_changed; }

@@ -109,13 +109,15 @@ pub enum Ev {
     Data(u64, Vec<u8>),
     Error(u64, Info),
     Log(i32, String),
+    /// interface_changed: (interface, address, up)
+    Interface(String, String, bool),
 }
 
 impl Ev {
     pub fn id(&self) -> Option<u64> {
         match self {
             Ev::New(id, _) | Ev::Connected(id, _) | Ev::Data(id, _) | Ev::Error(id, _) => Some(*id),
-            Ev::Log(..) | Ev::Datagram(..) | Ev::Page(..) => None,
+            Ev::Log(..) | Ev::Datagram(..) | Ev::Page(..) | Ev::Interface(..) => None,
         }
     }
 }
@@ -383,6 +385,16 @@ unsafe extern "C" fn cb_log(user_data: *mut c_void, level: i32, message: *const 
     r.push(Ev::Log(level, text(message)));
 }
 
+unsafe extern "C" fn cb_interface(
+    user_data: *mut c_void,
+    name: *const c_char,
+    address: *const c_char,
+    up: bool,
+) {
+    let r = rec(user_data);
+    r.push(Ev::Interface(text(name), text(address), up));
+}
+
 /// A context with a recording host. Freed on drop (if the test did not free it).
 pub struct Ctx {
     pub ptr: *mut XtContext,
@@ -404,6 +416,7 @@ pub fn table(rec: &Arc<Recorder>) -> XtCallbacks {
         received_datagram: Some(cb_datagram),
         page_request: Some(cb_page),
         log: Some(cb_log),
+        interface_changed: Some(cb_interface),
     }
 }
 
