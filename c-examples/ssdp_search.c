@@ -6,7 +6,8 @@
  *   --seconds N      how long to wait for answers (default 3); the search is sent once a second
  *   --interface IF   send out of this interface only (name or address; default: every one)
  *
- * Prints one block per answer: "from ADDRESS:PORT" and the answer's headers, then a count.
+ * Prints one block per answer: "from ADDRESS:PORT on INTERFACE" and the answer's headers,
+ * then a count.
  * Answers come back by unicast to the port the search left from, so no group is joined.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,7 +29,8 @@ static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data
     (void)server_id;
     if (len < 12 || memcmp(data, "HTTP/1.1 200", 12) != 0) return; /* other searches, notifies */
     answers++;
-    printf("from %s:%u\n", info->remote_address, (unsigned)info->remote_port);
+    printf("from %s:%u on %s\n", info->remote_address, (unsigned)info->remote_port,
+           info->interface_name[0] ? info->interface_name : "?");
     /* The headers, one per line, without the status line. */
     const char *p = (const char *)data, *end = p + len;
     const char *line = memchr(p, '\n', len);

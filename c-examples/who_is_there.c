@@ -71,8 +71,10 @@ static void on_datagram(void *user_data, uint32_t server_id, const uint8_t *data
     }
     copy_text(seen->name, sizeof seen->name, info->name);
     copy_text(seen->mac, sizeof seen->mac, info->mac_address);
-    printf("udp %s port %u: name %s, mac %s\n", info->remote_address, (unsigned)info->remote_port,
-           info->name, info->mac_address);
+    static const char *kinds[] = {"?", "unicast", "broadcast", "multicast"};
+    printf("udp %s port %u: name %s, mac %s (%s to %s on %s)\n", info->remote_address,
+           (unsigned)info->remote_port, info->name, info->mac_address, kinds[info->kind <= 3 ? info->kind : 0],
+           info->local_address, info->interface_name[0] ? info->interface_name : "?");
 }
 
 static void on_log(void *user_data, int32_t level, const char *message) {

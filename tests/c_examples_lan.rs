@@ -154,7 +154,7 @@ fn ssdp_search_finds_a_upnp_device() {
     );
     let _ = device.kill();
     let _ = device.wait();
-    assert!(out.contains("from 10.9.1.2:1900\n"), "{out}");
+    assert!(out.contains("from 10.9.1.2:1900 on e1\n"), "{out}");
     assert!(
         out.contains("  LOCATION: http://10.9.1.2:49152/desc.xml\n"),
         "{out}"
@@ -245,7 +245,9 @@ fn who_is_there_names_peers_by_mdns_and_by_the_system_resolver() {
     });
     let line = next_line(&mut lines, "udp 10.8.1.2 ");
     assert!(
-        line.ends_with(&format!(": name xtpeer.local, mac {p_mac}")),
+        line.contains(&format!(
+            ": name xtpeer.local, mac {p_mac} (unicast to 10.8.1.1 on "
+        )),
         "{line}"
     );
     lab.run(&q, move || {
@@ -258,4 +260,119 @@ fn who_is_there_names_peers_by_mdns_and_by_the_system_resolver() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The C SSDP device (`c-examples/ssdp_device.c`) on L, found from S by two control points this
+/// project did not write: Home Assistant's async-upnp-client (`upnp-client search`, then its
+/// description fetched from the LOCATION) and GUPnP's `gssdp-discover`. L has two links; the
+/// LOCATION must carry L's address on the searcher's link.
+#[test]
+fn ssdp_device_is_found_by_async_upnp_client_and_gssdp_discover() {
+    let test = "ssdp_device_is_found_by_async_upnp_client_and_gssdp_discover";
+    if !available(test) {
+        return;
+    }
+    let have_upnp = std::process::Command::new("upnp-client")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let have_gssdp = std::process::Command::new("gssdp-discover")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require(have_upnp, test, "python3 -m pip install async-upnp-client")
+        || !require(have_gssdp, test, "apt-get install gupnp-tools")
+    {
+        return;
+    }
+    let mut lab = Lab::new();
+    let l = lab.namespace("l");
+    let s = lab.namespace("s");
+    let t = lab.namespace("t");
+    lab.link(&l, "e1", "10.9.1.1/24", &s, "e0", "10.9.1.2/24");
+    lab.link(&l, "e2", "10.9.2.1/24", &t, "e0", "10.9.2.2/24");
+    let mut device = lab
+        .command(&l, examples().join("ssdp_device").to_str().unwrap())
+        .args(["--max-seconds", "60"])
+        .env("LD_LIBRARY_PATH", c_build::library_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ssdp_device runs");
+    let mut first = String::new();
+    let mut out = BufReader::new(device.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    let http_port: u16 = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    // async-upnp-client from S: the answer, with the LOCATION on L's e1 address.
+    let search = lab
+        .command(&s, "upnp-client")
+        .args([
+            "--timeout",
+            "3",
+            "search",
+            "--bind",
+            "10.9.1.2",
+            "--search_target",
+            "upnp:rootdevice",
+        ])
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&search.stdout).into_owned();
+    let location = format!("http://10.9.1.1:{http_port}/desc.xml");
+    assert!(
+        found.contains(&location),
+        "upnp-client search: {found}{}",
+        String::from_utf8_lossy(&search.stderr)
+    );
+    assert!(
+        found.contains("uuid:2f402f80-da50-11e1-9b23-00178801c0de::upnp:rootdevice"),
+        "{found}"
+    );
+    // ... and the description it points at, fetched by async-upnp-client's own factory.
+    let script = format!(
+        "import asyncio\n\
+         from async_upnp_client.aiohttp import AiohttpRequester\n\
+         from async_upnp_client.client_factory import UpnpFactory\n\
+         async def main():\n\
+         \x20   d = await UpnpFactory(AiohttpRequester()).async_create_device({location:?})\n\
+         \x20   print(d.friendly_name, d.device_type, d.udn)\n\
+         asyncio.run(main())\n"
+    );
+    let desc = lab
+        .command(&s, "python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&desc.stdout).trim(),
+        "xtnet demo device urn:schemas-upnp-org:device:Basic:1 uuid:2f402f80-da50-11e1-9b23-00178801c0de",
+        "{}",
+        String::from_utf8_lossy(&desc.stderr)
+    );
+    // gssdp-discover from T, on the other link: LOCATION on L's e2 address.
+    let discover = lab
+        .command(&t, "gssdp-discover")
+        .args(["-i", "e0", "--timeout=3", "--target=upnp:rootdevice"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&discover.stdout).into_owned();
+    assert!(
+        text.contains(&format!("http://10.9.2.1:{http_port}/desc.xml")),
+        "gssdp-discover: {text}{}",
+        String::from_utf8_lossy(&discover.stderr)
+    );
+    let _ = device.kill();
+    let _ = device.wait();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    assert!(
+        rest.contains("answered upnp:rootdevice from 10.9.1.2:") && rest.contains(" on e1 "),
+        "{rest}"
+    );
+    assert!(rest.contains(" on e2 "), "{rest}");
 }
