@@ -262,6 +262,21 @@
 #define XT_OPT_MULTICAST_REFRESH_MS 12
 
 /**
+ * `xt_set_framing`'s modes (XTension's parsing modes): whatever arrived, as it arrived.
+ */
+#define XT_FRAME_RAW 0
+
+/**
+ * Split on `boundary` (the listener's default when it has one).
+ */
+#define XT_FRAME_BOUNDARY 1
+
+/**
+ * Messages of exactly `length` bytes.
+ */
+#define XT_FRAME_LENGTH 2
+
+/**
  * The roots of the web (Mozilla's set) and a check of the server's name (the default).
  */
 #define XT_TRUST_SYSTEM 0
@@ -954,6 +969,27 @@ uint64_t xt_open_tcp_connection(struct XtContext *ctx, const char *host, uint16_
  * `ctx` is NULL or a live context; `data` is NULL or points to `len` bytes.
  */
 int32_t xt_send_data(struct XtContext *ctx, uint64_t connection_id, const uint8_t *data, size_t len);
+
+/**
+ * Changes how connection `connection_id` (accepted, outgoing or TLS; not a WebSocket) splits
+ * its stream into messages: `XT_FRAME_BOUNDARY` on `boundary` (`boundary_len` bytes, copied),
+ * `XT_FRAME_LENGTH` into messages of exactly `length` bytes, or `XT_FRAME_RAW` (chunks as they
+ * arrive). With `timeout_ms` > 0, bytes that wait that long without completing a message are
+ * delivered as one (a device that answers without a terminator); 0: they wait.
+ *
+ * The change applies from the next byte not yet delivered: called inside `data_available`
+ * of this connection, the very byte after that message (a header line, then a binary block
+ * of known length); from elsewhere, from some byte not yet delivered. What was read ahead is
+ * framed again, nothing is lost or duplicated.
+ *
+ * Returns `XT_OK`, or: 106 for an unknown or closed id; 1001 for NULL ctx, an unknown mode, an
+ * empty or too long boundary (`XT_FRAME_BOUNDARY`), a length of 0 or past
+ * `XT_OPT_MAX_MESSAGE_LEN`, or a WebSocket. Any thread, including from a callback.
+ *
+ * # Safety
+ * `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes.
+ */
+int32_t xt_set_framing(struct XtContext *ctx, uint64_t connection_id, uint32_t mode, const uint8_t *boundary, size_t boundary_len, uint32_t length, uint32_t timeout_ms);
 
 /**
  * Closes a connection after writing out what was queued (for at most 30 s if the peer does

@@ -40,6 +40,13 @@ pub use crate::tcp::BACKLOG_LIMIT;
 
 static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How `Context::set_framing` splits a stream (`XT_FRAME_*`).
+pub enum Framing<'a> {
+    Raw,
+    Boundary(&'a [u8]),
+    Length(usize),
+}
+
 /// A context: owns the runtime and the dispatcher thread. Dropping it shuts it down.
 pub struct Context {
     shared: Arc<Shared>,
@@ -381,6 +388,41 @@ impl Context {
             .connection(connection_id)?
             .debug_panic();
         Ok(())
+    }
+
+    /// Changes how a connection's stream is split into messages, from the next byte not yet
+    /// delivered: `boundary` (non-empty), `length` bytes each, or raw chunks; with `timeout`,
+    /// bytes that wait that long without completing a message are delivered as one.
+    pub fn set_framing(
+        &self,
+        connection_id: u64,
+        framing: Framing,
+        timeout: Option<Duration>,
+    ) -> Result<(), Error> {
+        let conn = self.shared.registry.connection(connection_id)?;
+        let mode = match framing {
+            Framing::Raw => crate::framing::Mode::Raw,
+            Framing::Boundary(b) => {
+                if b.is_empty() || b.len() > tcp::MAX_BOUNDARY_LEN {
+                    return Err(Error::invalid_argument(format!(
+                        "a boundary is 1 to {} bytes, got {}",
+                        tcp::MAX_BOUNDARY_LEN,
+                        b.len()
+                    )));
+                }
+                crate::framing::Mode::Boundary(Arc::new(crate::framing::Boundary::new(b)))
+            }
+            Framing::Length(n) => {
+                let max = conn.max_message_len();
+                if n == 0 || n > max {
+                    return Err(Error::invalid_argument(format!(
+                        "a message length is 1 to XT_OPT_MAX_MESSAGE_LEN ({max}), got {n}"
+                    )));
+                }
+                crate::framing::Mode::Length(n)
+            }
+        };
+        conn.set_framing(tcp::FramingSpec { mode, timeout })
     }
 
     /// Writes out what was queued, then closes; the final `socket_error` (102) follows.

@@ -88,6 +88,9 @@ pub(crate) enum Event {
         conn: Arc<Connection>,
         messages: Vec<Bytes>,
         kind: MessageKind,
+        /// The framing epoch they were framed in: what is not delivered once the host changed
+        /// the framing goes back to the connection, to be framed the new way.
+        epoch: u32,
     },
     SocketError {
         conn: Arc<Connection>,
@@ -162,14 +165,22 @@ impl Event {
                 conn,
                 messages,
                 kind,
+                epoch,
             } => {
-                let mut bytes = 0;
-                for data in &messages {
+                let bytes = messages.iter().map(Bytes::len).sum();
+                let mut delivered = 0;
+                for (i, data) in messages.iter().enumerate() {
+                    // The host changed the framing (in the last callback, or from another
+                    // thread): the rest is framed again, the new way, by the connection's task.
+                    if kind == MessageKind::Stream && conn.framing_epoch() != epoch {
+                        conn.give_back(conn.applied_mode().unframe(&messages[i..]));
+                        break;
+                    }
                     host.data_available(conn.id, data, conn.info(), kind);
-                    bytes += data.len();
+                    delivered += 1;
                 }
                 credits.add(&conn, bytes, messages.len());
-                messages.len() * ran(Callback::DataAvailable)
+                delivered * ran(Callback::DataAvailable)
             }
             Event::SocketError {
                 conn,

@@ -1,9 +1,11 @@
-//! The boundary framer: splits a byte stream into messages on a boundary string.
+//! The framer: splits a byte stream into messages on a boundary string, into messages of a
+//! fixed length, or not at all (raw chunks) — XTension's terminator and length parsing.
 //!
-//! Pure (no I/O) so it can be tested exhaustively and fuzzed. Semantics are those of a plain
-//! left-to-right split of the whole stream on the boundary: the leftmost occurrence ends a
-//! message, occurrences never overlap, empty messages between two boundaries are kept. Bytes after
-//! the last boundary wait for more data; [`Framer::finish`] hands them out at end of stream.
+//! Pure (no I/O) so it can be tested exhaustively and fuzzed. Boundary semantics are those of a
+//! plain left-to-right split of the whole stream on the boundary: the leftmost occurrence ends
+//! a message, occurrences never overlap, empty messages between two boundaries are kept. Bytes
+//! after the last boundary (or short of the length) wait for more data; [`Framer::finish`] hands
+//! them out at end of stream, [`Framer::take_partial`] at any time (a timeout, a mode change).
 //!
 //! Memory is bounded: a message longer than `max_len` is an error as soon as that is certain, so
 //! the buffer never holds more than `max_len + boundary_len - 1` unframed bytes plus one read.
@@ -12,9 +14,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem::Finder;
 use std::sync::Arc;
 
-/// A boundary string with its searcher, built once and shared by every connection of a listener.
+/// How a stream splits: a boundary string with its searcher (built once, shared by every
+/// connection of a listener), or a fixed length.
 pub struct Boundary {
     finder: Option<Finder<'static>>,
+    /// Fixed-length messages of this many bytes (the finder is then None).
+    length: Option<usize>,
 }
 
 impl Boundary {
@@ -22,11 +27,29 @@ impl Boundary {
     pub fn new(boundary: &[u8]) -> Self {
         Boundary {
             finder: (!boundary.is_empty()).then(|| Finder::new(boundary).into_owned()),
+            length: None,
+        }
+    }
+
+    /// Messages of exactly `n` bytes (at least 1).
+    pub fn fixed_length(n: usize) -> Self {
+        Boundary {
+            finder: None,
+            length: Some(n.max(1)),
         }
     }
 
     pub fn bytes(&self) -> &[u8] {
         self.finder.as_ref().map_or(&[], |f| f.needle())
+    }
+
+    /// The mode this splits by.
+    pub fn mode(self: &Arc<Self>) -> Mode {
+        match (self.length, &self.finder) {
+            (Some(n), _) => Mode::Length(n),
+            (None, Some(_)) => Mode::Boundary(self.clone()),
+            (None, None) => Mode::Raw,
+        }
     }
 }
 
@@ -34,6 +57,35 @@ impl Boundary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong {
     pub limit: usize,
+}
+
+/// How a stream is split, as a host chose it (`XT_FRAME_*`).
+#[derive(Clone)]
+pub enum Mode {
+    /// Whatever arrived, as it arrived.
+    Raw,
+    /// Split on a boundary (never empty).
+    Boundary(Arc<Boundary>),
+    /// Messages of exactly this many bytes (at least 1).
+    Length(usize),
+}
+
+impl Mode {
+    /// The stream bytes `messages` (framed this way) came from, in order: what a framer of
+    /// another mode must see again.
+    pub fn unframe(&self, messages: &[Bytes]) -> Bytes {
+        let boundary = match self {
+            Mode::Boundary(b) => b.bytes(),
+            Mode::Raw | Mode::Length(_) => &[],
+        };
+        let mut out =
+            BytesMut::with_capacity(messages.iter().map(|m| m.len() + boundary.len()).sum());
+        for m in messages {
+            out.extend_from_slice(m);
+            out.extend_from_slice(boundary);
+        }
+        out.freeze()
+    }
 }
 
 /// Splits a stream into messages; with an empty boundary it passes chunks through unchanged.
@@ -61,6 +113,27 @@ impl Framer {
         }
     }
 
+    /// A framer for `mode`.
+    pub fn for_mode(mode: &Mode, max_len: usize) -> Self {
+        match mode {
+            Mode::Raw => Self::for_boundary(b"", max_len),
+            Mode::Boundary(b) => Self::new(b.clone(), max_len),
+            Mode::Length(n) => Self::new(Arc::new(Boundary::fixed_length(*n)), max_len),
+        }
+    }
+
+    /// The mode this framer splits by.
+    pub fn mode(&self) -> Mode {
+        self.boundary.mode()
+    }
+
+    /// The bytes held that do not form a message yet, taken out (none left).
+    pub fn take_partial(&mut self) -> Option<Bytes> {
+        self.partial
+            .take()
+            .and_then(|p| (!p.buf.is_empty()).then(|| p.buf.freeze()))
+    }
+
     /// A framer with a boundary of its own (empty: no framing).
     pub fn for_boundary(boundary: &[u8], max_len: usize) -> Self {
         Self::new(Arc::new(Boundary::new(boundary)), max_len)
@@ -85,6 +158,10 @@ impl Framer {
     /// in order. Messages are copied once, into allocations of their own size, so a read buffer
     /// can be reused at once and an idle connection holds no buffer.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), TooLong> {
+        if let Some(n) = self.boundary.length {
+            self.push_fixed(n, data, out);
+            return Ok(());
+        }
         let Some(finder) = &self.boundary.finder else {
             if !data.is_empty() {
                 out.push(Bytes::copy_from_slice(data));
@@ -125,6 +202,34 @@ impl Framer {
             return self.drain_partial(out);
         }
         Ok(())
+    }
+
+    /// Fixed-length mode: whole messages of `n` bytes; the rest waits (at most n - 1 bytes).
+    fn push_fixed(&mut self, n: usize, data: &[u8], out: &mut Vec<Bytes>) {
+        let mut data = data;
+        if let Some(p) = &mut self.partial {
+            let need = n - p.buf.len();
+            if data.len() < need {
+                p.buf.extend_from_slice(data);
+                return;
+            }
+            p.buf.extend_from_slice(&data[..need]);
+            out.push(self.partial.take().expect("just used").buf.freeze());
+            data = &data[need..];
+        }
+        let whole = data.len() / n * n;
+        if whole > 0 {
+            let framed = Bytes::copy_from_slice(&data[..whole]);
+            for start in (0..whole).step_by(n) {
+                out.push(framed.slice(start..start + n));
+            }
+        }
+        if whole < data.len() {
+            self.partial = Some(Box::new(Partial {
+                buf: BytesMut::from(&data[whole..]),
+                scan_from: 0,
+            }));
+        }
     }
 
     /// Moves every complete message out of the partial buffer into `out`, in order.
@@ -296,8 +401,83 @@ mod tests {
         })
     }
 
+    #[test]
+    fn fixed_length_messages_at_every_split() {
+        let stream: Vec<u8> = (0u8..=99).collect();
+        for n in [1usize, 3, 7, 10, 100, 150] {
+            for cut in 0..=stream.len() {
+                let mut f = Framer::for_mode(&Mode::Length(n), 1 << 20);
+                let mut out = Vec::new();
+                f.push(&stream[..cut], &mut out).unwrap();
+                f.push(&stream[cut..], &mut out).unwrap();
+                let expect: Vec<&[u8]> = stream.chunks(n).filter(|c| c.len() == n).collect();
+                let got: Vec<&[u8]> = out.iter().map(|b| &b[..]).collect();
+                assert_eq!(got, expect, "n {n} cut {cut}");
+                let rest = stream.len() % n;
+                assert_eq!(f.buffered(), rest, "n {n} cut {cut}");
+                assert_eq!(
+                    f.take_partial().map(|b| b.to_vec()).unwrap_or_default(),
+                    stream[stream.len() - rest..]
+                );
+                assert_eq!(f.buffered(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn unframing_gives_back_the_stream() {
+        let b = Mode::Boundary(Arc::new(Boundary::new(b"\r\n")));
+        let msgs = [
+            Bytes::from_static(b"one"),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"three"),
+        ];
+        assert_eq!(&b.unframe(&msgs)[..], b"one\r\n\r\nthree\r\n");
+        assert_eq!(&Mode::Length(3).unframe(&msgs)[..], b"onethree");
+        assert_eq!(&Mode::Raw.unframe(&msgs)[..], b"onethree");
+        // Framed, unframed and framed again: the same messages.
+        let mut f = Framer::for_mode(&b, 100);
+        let mut out = Vec::new();
+        f.push(&b.unframe(&msgs), &mut out).unwrap();
+        assert_eq!(out, msgs);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// A switch of mode at any message, with the rest of the stream framed again the new
+        /// way (what `xt_set_framing` does), gives what framing the stream in two parts gives.
+        #[test]
+        fn a_mode_switch_reframes_the_rest_exactly(
+            stream in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'a'), Just(b'b')], 0..200),
+            cut in 0usize..200,
+            switch_after in 0usize..20,
+            n in 1usize..9,
+        ) {
+            let old = Mode::Boundary(Arc::new(Boundary::new(b"\n")));
+            let new = Mode::Length(n);
+            let cut = cut.min(stream.len());
+            // Framed the old way in two reads; after message `switch_after` the rest goes back.
+            let mut f = Framer::for_mode(&old, 1 << 20);
+            let mut first = Vec::new();
+            f.push(&stream[..cut], &mut first).unwrap();
+            let mut second = Vec::new();
+            f.push(&stream[cut..], &mut second).unwrap();
+            let all: Vec<Bytes> = first.into_iter().chain(second).collect();
+            let k = switch_after.min(all.len());
+            let mut rest = old.unframe(&all[k..]).to_vec();
+            rest.extend_from_slice(&f.take_partial().unwrap_or_default());
+            let mut g = Framer::for_mode(&new, 1 << 20);
+            let mut after = Vec::new();
+            g.push(&rest, &mut after).unwrap();
+            // The reference: the bytes of the first k messages (with their boundaries) are the
+            // old way's, everything after them is split into n-byte messages.
+            let consumed: usize = all[..k].iter().map(|m| m.len() + 1).sum();
+            let expect: Vec<&[u8]> = stream[consumed..].chunks(n).filter(|c| c.len() == n).collect();
+            let got: Vec<&[u8]> = after.iter().map(|b| &b[..]).collect();
+            prop_assert_eq!(got, expect);
+            prop_assert_eq!(g.buffered(), (stream.len() - consumed) % n);
+        }
 
         /// Every split offset of a stream gives exactly the reference split.
         #[test]

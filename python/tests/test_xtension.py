@@ -418,3 +418,22 @@ def test_a_plugin_serves_https_and_accepts_and_opens_websockets(plugin):
     assert g["XTAcceptWebSocket"]("12345") == ""
     assert g["XTOpenWebSocket"]("http://nowhere/") == ""
     assert any("XTOpenWebSocket" in line for line in plugin.log_lines)
+
+
+def test_a_plugin_reads_a_header_line_then_a_binary_block(plugin):
+    g, h, got = plugin.g, plugin.handlers_dict, []
+
+    def XTDataAvailable(theData, theConnectionID, theConnectionInfo):
+        got.append(theData)
+        if theData.startswith("BIN "):
+            g["XTSetParsingParams"](theConnectionID, "", int(theData[4:]))
+        elif len(got) > 1 and got[-2].startswith("BIN "):
+            g["XTSetParsingParams"](theConnectionID, "\r\n")
+
+    h.update(XTNewConnection=lambda cid, info: True, XTDataAvailable=XTDataAvailable)
+    server = g["XTStartTCPListener"](0, "\r\n")
+    with socket.create_connection(("127.0.0.1", _listener_port(plugin, server))) as s:
+        s.sendall(b"BIN 6\r\nab\r\ncdline\r\n")
+        wait_for(lambda: len(got) >= 3, poll=plugin, what="three messages")
+    assert got == ["BIN 6", "ab\r\ncd", "line"]
+    assert g["XTSetParsingParams"]("999999", "", 0) is False

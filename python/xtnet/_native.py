@@ -233,6 +233,10 @@ _SIGNATURES = {
         [_P, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t, _c.POINTER(XtTlsOptions)],
     ),
     "xt_http_response_defer": (_c.c_uint64, [_P]),
+    "xt_set_framing": (
+        _c.c_int32,
+        [_P, _c.c_uint64, _c.c_uint32, _c.c_char_p, _c.c_size_t, _c.c_uint32, _c.c_uint32],
+    ),
     "xt_send_datagram_on": (
         _c.c_int32,
         [_P, _c.c_uint32, _S, _S, _c.c_uint16, _c.c_char_p, _c.c_size_t],

@@ -54,6 +54,9 @@ ERR_WEBSOCKET = 1013
 OPT_WS_MAX_MESSAGE_BYTES = 14
 WS_TEXT = 1
 WS_BINARY = 2
+FRAME_RAW = 0
+FRAME_BOUNDARY = 1
+FRAME_LENGTH = 2
 DGRAM_UNICAST = 1
 DGRAM_BROADCAST = 2
 DGRAM_MULTICAST = 3
@@ -644,6 +647,19 @@ class Context:
         body = _data(body)
         ctype = None if content_type is None else str(content_type).encode("utf-8")
         _check(lib.xt_http_reply(self._live(), int(request_id), int(status), ctype, body, len(body)))
+
+    def set_framing(self, conn_id, boundary=None, length=None, timeout_ms=0):
+        """How a connection's stream is split from the next byte not yet delivered (inside
+        on_data: the byte after that message): on `boundary`, into messages of `length` bytes,
+        or (neither) raw chunks; with `timeout_ms`, bytes that wait that long without
+        completing a message come as one."""
+        if boundary is not None and length is not None:
+            raise ValueError("a boundary or a length, not both")
+        b = b"" if boundary is None else _data(boundary)
+        mode = FRAME_BOUNDARY if boundary is not None else FRAME_LENGTH if length is not None else FRAME_RAW
+        _check(lib.xt_set_framing(
+            self._live(), int(conn_id), mode, b, len(b), int(length or 0), int(timeout_ms)
+        ))
 
     def disconnect(self, conn_id):
         """Closes a connection once what was sent is written; on_socket_error (102) follows."""

@@ -83,6 +83,10 @@ This project's own names, in the same style, where XTension's page names no call
   ``XTSendWakeOnLAN(theMacAddress, theInterface)`` wakes a machine. When the network changes,
   ``XTInterfaceChanged(theInterface, theAddress, isUp)`` is called (groups joined on every
   interface have already followed).
+- XTension's parsing modes for one connection: ``XTSetParsingParams(theConnectionID,
+  theBoundryString, theLength, theTimeoutMS)`` — a boundary, a fixed length, or neither (raw),
+  and a timeout for replies without a terminator; from inside ``XTDataAvailable`` it applies
+  from the byte after that message (a header line, then a binary block of known length).
 - ``XTStopPlugin()`` (in ``python -m xtnet.plugin``): stop delivering events and end the plugin.
 - ``XTNewConnection`` must return ``true`` to accept: one that returns nothing refuses the
   connection, and the log says so once.
@@ -376,6 +380,19 @@ class Plugin:
         return self._try(
             f"XTSendWakeOnLAN({theMacAddress})",
             lambda: self.ctx.send_wake_on_lan(str(theMacAddress), str(theInterface) or None),
+        )
+
+    def XTSetParsingParams(self, theConnectionID, theBoundryString="", theLength=0, theTimeoutMS=0):
+        """XTension's parsing settings for one connection, from the next byte not yet given to
+        XTDataAvailable (called from XTDataAvailable: the byte after that message): split on
+        ``theBoundryString``, or into messages of ``theLength`` bytes, or (neither) pass the
+        data as it comes; with ``theTimeoutMS``, data that waits that long without completing
+        a message comes as one. True/False."""
+        boundary = _to_bytes(theBoundryString) if theBoundryString else None
+        length = int(theLength) or None
+        return self._try(
+            f"XTSetParsingParams({theConnectionID})",
+            lambda: self.ctx.set_framing(int(theConnectionID), boundary, length, int(theTimeoutMS)),
         )
 
     def XTSendData(self, theConnectionID, theData):

@@ -2,8 +2,10 @@
 
 use super::context::{context, XtContext};
 use super::{bytes_arg, code_of, ffi_body, str_arg, value_or};
-use crate::error;
+use crate::context::Framing;
+use crate::error::{self, Error};
 use std::ffi::c_char;
+use std::time::Duration;
 
 /// Starts a TCP listener on `port` (0: any free port; see `xt_listener_port`) that splits each
 /// connection's stream into messages on `boundary` (`boundary_len` bytes, any bytes, up to
@@ -123,6 +125,61 @@ pub unsafe extern "C" fn xt_send_data(
             // SAFETY: per this function's contract.
             let data = unsafe { bytes_arg(data, len, "data") }?;
             c.send_data(connection_id, data)
+        }))
+    })
+}
+
+/// `xt_set_framing`'s modes (XTension's parsing modes): whatever arrived, as it arrived.
+pub const XT_FRAME_RAW: u32 = 0;
+/// Split on `boundary` (the listener's default when it has one).
+pub const XT_FRAME_BOUNDARY: u32 = 1;
+/// Messages of exactly `length` bytes.
+pub const XT_FRAME_LENGTH: u32 = 2;
+
+/// Changes how connection `connection_id` (accepted, outgoing or TLS; not a WebSocket) splits
+/// its stream into messages: `XT_FRAME_BOUNDARY` on `boundary` (`boundary_len` bytes, copied),
+/// `XT_FRAME_LENGTH` into messages of exactly `length` bytes, or `XT_FRAME_RAW` (chunks as they
+/// arrive). With `timeout_ms` > 0, bytes that wait that long without completing a message are
+/// delivered as one (a device that answers without a terminator); 0: they wait.
+///
+/// The change applies from the next byte not yet delivered: called inside `data_available`
+/// of this connection, the very byte after that message (a header line, then a binary block
+/// of known length); from elsewhere, from some byte not yet delivered. What was read ahead is
+/// framed again, nothing is lost or duplicated.
+///
+/// Returns `XT_OK`, or: 106 for an unknown or closed id; 1001 for NULL ctx, an unknown mode, an
+/// empty or too long boundary (`XT_FRAME_BOUNDARY`), a length of 0 or past
+/// `XT_OPT_MAX_MESSAGE_LEN`, or a WebSocket. Any thread, including from a callback.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `boundary` is NULL or points to `boundary_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xt_set_framing(
+    ctx: *mut XtContext,
+    connection_id: u64,
+    mode: u32,
+    boundary: *const u8,
+    boundary_len: usize,
+    length: u32,
+    timeout_ms: u32,
+) -> i32 {
+    ffi_body!(error::PANIC, {
+        // SAFETY: per this function's contract.
+        code_of(unsafe { context(ctx) }.and_then(|c| {
+            // SAFETY: per this function's contract.
+            let boundary = unsafe { bytes_arg(boundary, boundary_len, "boundary") }?;
+            let framing = match mode {
+                XT_FRAME_RAW => Framing::Raw,
+                XT_FRAME_BOUNDARY => Framing::Boundary(boundary),
+                XT_FRAME_LENGTH => Framing::Length(length as usize),
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "unknown framing mode {other} (XT_FRAME_RAW, _BOUNDARY or _LENGTH)"
+                    )))
+                }
+            };
+            let timeout = (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+            c.set_framing(connection_id, framing, timeout)
         }))
     })
 }

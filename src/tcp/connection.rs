@@ -16,11 +16,11 @@ use crate::framing::Boundary;
 use crate::info::{ConnectionInfo, MessageKind};
 use crate::options::Options;
 use atomic_waker::AtomicWaker;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::any::Any;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -135,6 +135,10 @@ pub(super) struct Outbox {
     blocked: bool,
     /// A write failed; the task ends the connection with it.
     error: Option<Box<Error>>,
+    /// The framing asked for and the bytes given back (`xt_set_framing`); None for a
+    /// connection that never changed its framing. Under this lock (rarely taken for it) so an
+    /// idle connection pays one pointer.
+    reframe: Option<Box<Reframe>>,
 }
 
 pub(super) enum Flush {
@@ -166,6 +170,29 @@ pub(crate) struct Connection {
     pub(super) last_write_ms: AtomicU64,
     /// Tests only (`xt_debug_panic_connection`): the task panics at its next step.
     debug_panic: AtomicBool,
+    /// `xt_set_framing`: +1 per change. Every data event carries the epoch it was framed in;
+    /// the dispatcher gives back (unframed) what it has not delivered of an older one.
+    framing_epoch: AtomicU32,
+}
+
+/// A framing change of one connection (`xt_set_framing`).
+#[derive(Default)]
+pub(crate) struct Reframe {
+    /// The framing asked for last (None: the listener's).
+    pub(crate) spec: Option<FramingSpec>,
+    /// The mode the task frames by now (None: the listener's), which every data event in
+    /// flight was framed by: the task changes it only once none is left.
+    pub(crate) applied: Option<crate::framing::Mode>,
+    /// Stream bytes the dispatcher gave back, in stream order, to be framed the new way.
+    pub(crate) returned: Vec<Bytes>,
+}
+
+/// A connection's framing as a host sets it: the mode, and how long bytes may wait without
+/// completing a message before they are delivered as one (None: forever).
+#[derive(Clone)]
+pub(crate) struct FramingSpec {
+    pub(crate) mode: crate::framing::Mode,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -189,12 +216,87 @@ impl Connection {
                 buf: BytesMut::new(),
                 blocked: false,
                 error: None,
+                reframe: None,
             }),
             waker: AtomicWaker::new(),
             flow: Flow::default(),
             written_in_batch: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
             debug_panic: AtomicBool::new(false),
+            framing_epoch: AtomicU32::new(0),
+        }
+    }
+
+    /// The longest message this connection takes (`XT_OPT_MAX_MESSAGE_LEN` when it started).
+    pub(crate) fn max_message_len(&self) -> usize {
+        self.settings.max_message_len
+    }
+
+    /// The framing epoch (see `framing_epoch`).
+    pub(crate) fn framing_epoch(&self) -> u32 {
+        self.framing_epoch.load(Ordering::Acquire)
+    }
+
+    /// Frames this connection's stream the new way from the next byte not yet delivered to the
+    /// host (from inside its `data_available`: the byte after that message). Not for a
+    /// WebSocket (its messages are the peer's).
+    pub(crate) fn set_framing(&self, spec: FramingSpec) -> Result<(), Error> {
+        if self.settings.websocket {
+            return Err(Error::invalid_argument(format!(
+                "connection {} is a WebSocket: its messages are framed by the protocol",
+                self.id
+            )));
+        }
+        if matches!(self.state(), State::Closed | State::Refused) {
+            return Err(self.closed_error());
+        }
+        self.out
+            .lock()
+            .reframe
+            .get_or_insert_with(Box::default)
+            .spec = Some(spec);
+        self.framing_epoch.fetch_add(1, Ordering::AcqRel);
+        self.wake();
+        Ok(())
+    }
+
+    /// The dispatcher gives back stream bytes it did not deliver (framed in an older epoch).
+    pub(crate) fn give_back(&self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.out
+                .lock()
+                .reframe
+                .get_or_insert_with(Box::default)
+                .returned
+                .push(bytes);
+        }
+    }
+
+    /// The mode data events in flight were framed by (what the dispatcher unframes with).
+    pub(crate) fn applied_mode(&self) -> crate::framing::Mode {
+        let applied = self
+            .out
+            .lock()
+            .reframe
+            .as_ref()
+            .and_then(|r| r.applied.clone());
+        applied.unwrap_or_else(|| self.settings.boundary.mode())
+    }
+
+    /// The task frames by `mode` from now on.
+    pub(super) fn set_applied(&self, mode: crate::framing::Mode) {
+        self.out
+            .lock()
+            .reframe
+            .get_or_insert_with(Box::default)
+            .applied = Some(mode);
+    }
+
+    /// The framing asked for, and the bytes given back (taken).
+    pub(super) fn take_reframe(&self) -> (Option<FramingSpec>, Vec<Bytes>) {
+        match self.out.lock().reframe.as_mut() {
+            Some(r) => (r.spec.clone(), std::mem::take(&mut r.returned)),
+            None => (None, Vec::new()),
         }
     }
 

@@ -9,17 +9,33 @@ use crate::shared::Shared;
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Queues the messages of one read for the host, as one event.
-pub(super) fn queue_messages(shared: &Shared, conn: &Arc<Connection>, messages: Vec<Bytes>) {
-    queue_of_kind(shared, conn, messages, MessageKind::Stream);
+/// Queues the messages of one read for the host, as one event; `epoch`: the framing epoch
+/// they were framed in (see `Connection::set_framing`).
+pub(super) fn queue_messages(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    messages: Vec<Bytes>,
+    epoch: u32,
+) {
+    queue_event(shared, conn, messages, MessageKind::Stream, epoch);
 }
 
-/// Queues messages of one kind (a WebSocket's are each an event of their own kind).
+/// Queues WebSocket messages of one kind as one event.
 pub(super) fn queue_of_kind(
     shared: &Shared,
     conn: &Arc<Connection>,
     messages: Vec<Bytes>,
     kind: MessageKind,
+) {
+    queue_event(shared, conn, messages, kind, 0);
+}
+
+fn queue_event(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    messages: Vec<Bytes>,
+    kind: MessageKind,
+    epoch: u32,
 ) {
     if messages.is_empty() {
         return;
@@ -30,6 +46,7 @@ pub(super) fn queue_of_kind(
         conn: conn.clone(),
         messages,
         kind,
+        epoch,
     });
 }
 

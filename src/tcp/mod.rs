@@ -7,13 +7,14 @@ mod listener;
 mod messages;
 mod outgoing;
 mod scratch;
+mod stream_framing;
 mod task;
 mod tls_pump;
 mod websocket;
 mod ws_client;
 mod ws_pump;
 
-pub(crate) use connection::{CloseReason, Connection};
+pub(crate) use connection::{CloseReason, Connection, FramingSpec};
 pub(crate) use driver::Drivers;
 pub use flow::BACKLOG_LIMIT;
 pub(crate) use flow::{Backlog, Credits};

@@ -13,10 +13,10 @@ use super::connection::{attach, clock_ms, CloseReason, Connection, Flush, State}
 use super::flow::{pace, Pace};
 use super::messages::{lost, queue_messages, too_long_end};
 use super::scratch::with_scratch;
+use super::stream_framing::StreamFraming;
 use super::ws_client::ClientIo;
 use crate::error::{self, Error};
 use crate::events::{Event, LogLevel};
-use crate::framing::Framer;
 use crate::info::{ConnectionInfo, PeerIdentity};
 use crate::peer::Identify;
 use crate::shared::{Shared, TaskGuard};
@@ -500,7 +500,7 @@ enum Stop {
 /// `select!` over several futures) so that an idle connection's task holds only this: the
 /// socket's own readiness slots and the connection's waker do the waiting.
 struct Pump {
-    framer: Framer,
+    framing: StreamFraming,
     eof: bool,
     /// Only with an idle timeout: boxed, so it costs nothing otherwise.
     idle_timer: Option<Pin<Box<Sleep>>>,
@@ -515,10 +515,7 @@ impl Pump {
             shared.queue.push(Event::Connected { conn: conn.clone() });
         }
         Pump {
-            framer: Framer::new(
-                conn.settings.boundary.clone(),
-                conn.settings.max_message_len,
-            ),
+            framing: StreamFraming::new(conn),
             eof: false,
             idle_timer: conn
                 .settings
@@ -546,6 +543,33 @@ impl Pump {
             }
             if let Some(err) = conn.take_write_error() {
                 return Poll::Ready(Stop::End(err));
+            }
+            // The host changed the framing: once every event framed the old way was handled,
+            // what it did not deliver and what is not framed yet are framed the new way.
+            if self.framing.changed(conn) {
+                match pace(conn, true, &shared.backlog) {
+                    Pace::Drained => match self.framing.apply(conn, self.eof) {
+                        Ok(messages) => {
+                            queue_messages(shared, conn, messages, self.framing.epoch);
+                            continue;
+                        }
+                        Err(end) => return Poll::Ready(Stop::End(end)),
+                    },
+                    Pace::Again => continue,
+                    Pace::Read | Pace::Paused => {}
+                }
+                // Writes go on meanwhile; reading waits for the change.
+                if conn.has_output() {
+                    if let Poll::Ready(Ok(())) = stream.poll_write_ready(cx) {
+                        let _ = conn.flush();
+                        continue;
+                    }
+                }
+                return Poll::Pending;
+            }
+            if let Poll::Ready(partial) = self.framing.poll_timeout(cx) {
+                queue_messages(shared, conn, vec![partial], self.framing.epoch);
+                continue;
             }
             let want_write = conn.has_output();
             if want_write {
@@ -578,7 +602,7 @@ impl Pump {
                     }
                     match stream.poll_read_ready(cx) {
                         Poll::Ready(Ok(())) => {
-                            match read(shared, conn, stream, &mut self.framer) {
+                            match read(shared, conn, stream, &mut self.framing) {
                                 Ok((eof, n)) => {
                                     self.eof = eof;
                                     read_this_poll += n.max(1);
@@ -622,8 +646,9 @@ fn read(
     shared: &Shared,
     conn: &Arc<Connection>,
     stream: &TcpStream,
-    framer: &mut Framer,
+    framing: &mut StreamFraming,
 ) -> Result<(bool, usize), Error> {
+    let framer = &mut framing.framer;
     let mut messages = Vec::new();
     let mut eof = false;
     let mut failure: Option<Error> = None;
@@ -658,7 +683,8 @@ fn read(
             Err(too_long) => failure = Some(too_long_end(too_long.limit)),
         }
     }
-    queue_messages(shared, conn, messages);
+    queue_messages(shared, conn, messages, framing.epoch);
+    framing.read_done();
     match failure {
         Some(end) => Err(end),
         None => Ok((eof, total)),

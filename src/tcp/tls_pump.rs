@@ -13,8 +13,8 @@ use super::connection::{CloseReason, Connection};
 use super::flow::{pace, Pace};
 use super::messages::{lost, queue_messages, too_long_end};
 use super::scratch::with_scratch;
+use super::stream_framing::StreamFraming;
 use crate::error::Error;
-use crate::framing::Framer;
 use crate::shared::Shared;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,10 +62,7 @@ const CLOSE_NOTIFY: Duration = Duration::from_secs(1);
 /// Runs the open connection until its end; returns why it ended. `tls` is the client or
 /// server side of a finished handshake.
 pub(super) async fn run<S: TlsIo>(shared: Arc<Shared>, conn: Arc<Connection>, mut tls: S) -> Error {
-    let mut framer = Framer::new(
-        conn.settings.boundary.clone(),
-        conn.settings.max_message_len,
-    );
+    let mut framing = StreamFraming::new(&conn);
     let mut eof = false;
     loop {
         if let Some(reason) = conn.close_reason() {
@@ -93,17 +90,30 @@ pub(super) async fn run<S: TlsIo>(shared: Arc<Shared>, conn: Arc<Connection>, mu
             conn.touch_write();
             continue;
         }
+        // The host changed the framing: once every event framed the old way was handled, the
+        // rest is framed the new way (see `stream_framing.rs`).
+        if framing.changed(&conn) {
+            match pace(&conn, true, &shared.backlog) {
+                Pace::Drained => match framing.apply(&conn, eof) {
+                    Ok(messages) => queue_messages(&shared, &conn, messages, framing.epoch),
+                    Err(end) => return end,
+                },
+                Pace::Again => {}
+                Pace::Read | Pace::Paused => conn.woken().await,
+            }
+            continue;
+        }
         match pace(&conn, eof, &shared.backlog) {
             Pace::Drained => return lost("the peer closed the connection"),
             Pace::Again => continue,
             Pace::Paused => conn.woken().await,
-            Pace::Read => match read_now(&shared, &conn, &mut tls, &mut framer) {
+            Pace::Read => match read_now(&shared, &conn, &mut tls, &mut framing) {
                 Decrypted::Some => {}
                 Decrypted::Budget => tokio::task::yield_now().await,
                 Decrypted::Eof => {
                     eof = true;
-                    match framer.finish() {
-                        Ok(Some(rest)) => queue_messages(&shared, &conn, vec![rest]),
+                    match framing.framer.finish() {
+                        Ok(Some(rest)) => queue_messages(&shared, &conn, vec![rest], framing.epoch),
                         Ok(None) => {}
                         Err(too_long) => return too_long_end(too_long.limit),
                     }
@@ -114,6 +124,10 @@ pub(super) async fn run<S: TlsIo>(shared: Arc<Shared>, conn: Arc<Connection>, mu
                     tokio::select! {
                         _ = tls.tcp().readable() => {}
                         _ = conn.woken() => {}
+                        // Bytes that waited the framing timeout: one message.
+                        partial = std::future::poll_fn(|cx| framing.poll_timeout(cx)) => {
+                            queue_messages(&shared, &conn, vec![partial], framing.epoch);
+                        }
                     }
                 }
             },
@@ -128,8 +142,9 @@ fn read_now<S: TlsIo>(
     shared: &Shared,
     conn: &Arc<Connection>,
     tls: &mut S,
-    framer: &mut Framer,
+    framing: &mut StreamFraming,
 ) -> Decrypted {
+    let framer = &mut framing.framer;
     let mut cx = Context::from_waker(Waker::noop());
     let mut messages = Vec::new();
     let mut total = 0;
@@ -157,6 +172,7 @@ fn read_now<S: TlsIo>(
             }
         }
     });
-    queue_messages(shared, conn, messages);
+    queue_messages(shared, conn, messages, framing.epoch);
+    framing.read_done();
     outcome
 }

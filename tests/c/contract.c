@@ -188,3 +188,6 @@ _Static_assert(XT_OPT_MULTICAST_REFRESH_MS == 12, "refresh");
 _Static_assert(offsetof(XtCallbacks, log) < offsetof(XtCallbacks, interface_changed), "order");
 void (*xt_contract_interface_changed(const XtCallbacks *c))(void *, const char *, const char *, bool);
 void (*xt_contract_interface_changed(const XtCallbacks *c))(void *, const char *, const char *, bool) { return c->interface_changed; }
+/* Framing modes (part 2) */
+_Static_assert(XT_FRAME_RAW == 0 && XT_FRAME_BOUNDARY == 1 && XT_FRAME_LENGTH == 2, "framing");
+int32_t (*const p_set_framing)(XtContext *, uint64_t, uint32_t, const uint8_t *, size_t, uint32_t, uint32_t) = xt_set_framing;
