@@ -45,34 +45,9 @@ fn baseline_server() {
         );
         std::io::stdout().flush().unwrap();
         loop {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let (s, _) = listener.accept().await.unwrap();
             s.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                let mut out = Vec::new();
-                let finder = memchr::memmem::Finder::new(BOUNDARY);
-                loop {
-                    buf.reserve(64 << 10);
-                    match s.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    while let Some(pos) = finder.find(&buf) {
-                        out.extend_from_slice(&buf[..pos + BOUNDARY.len()]);
-                        buf.advance(pos + BOUNDARY.len());
-                    }
-                    if !out.is_empty() {
-                        if s.write_all(&out).await.is_err() {
-                            return;
-                        }
-                        out.clear();
-                    }
-                    if buf.is_empty() {
-                        buf = BytesMut::new(); // like xtnet: idle connections hold no buffer
-                        out = Vec::new();
-                    }
-                }
-            });
+            tokio::spawn(support::line_echo(s, 64 << 10));
         }
     });
 }

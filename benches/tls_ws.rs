@@ -24,7 +24,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{raise_fd_limit, row, source_ip, xtnet_echo_server, Server};
+use support::{line_echo, raise_fd_limit, row, source_ip, xtnet_echo_server, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -50,34 +50,6 @@ async fn listen() -> tokio::net::TcpListener {
     listener
 }
 
-/// A line echo over any stream, holding no buffer while idle (as xtnet's connections).
-async fn line_echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
-    let finder = memchr::memmem::Finder::new(BOUNDARY);
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    loop {
-        buf.reserve(16 << 10);
-        match s.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        while let Some(pos) = finder.find(&buf) {
-            out.extend_from_slice(&buf[..pos + BOUNDARY.len()]);
-            buf.advance(pos + BOUNDARY.len());
-        }
-        if !out.is_empty() {
-            if s.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if buf.is_empty() {
-            buf = BytesMut::new();
-            out = Vec::new();
-        }
-    }
-}
-
 /// tokio-rustls: a self-signed certificate (rcgen), then the line echo.
 fn baseline_tls_server() {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -99,7 +71,7 @@ fn baseline_tls_server() {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(s).await {
-                    line_echo(tls).await;
+                    line_echo(tls, 16 << 10).await;
                 }
             });
         }

@@ -220,17 +220,6 @@ fn open(ctx: &Ctx, host: &str, port: u16, o: Option<&Options>) -> u64 {
     id
 }
 
-fn wait_connected(ctx: &Ctx, id: u64) -> Info {
-    let evs = ctx.wait_until("connected", Duration::from_secs(15), |evs| {
-        evs.iter()
-            .any(|e| matches!(e, Ev::Connected(i, _) | Ev::Error(i, _) if *i == id))
-    });
-    match evs.into_iter().find(|e| e.id() == Some(id)).unwrap() {
-        Ev::Connected(_, info) => info,
-        other => panic!("expected connected, got {other:?}"),
-    }
-}
-
 fn echo_round(ctx: &Ctx, id: u64, line: &str) {
     assert_eq!(ctx.send(id, format!("{line}\n").as_bytes()), XT_OK);
     ctx.wait_until("the echo", Duration::from_secs(10), |evs| {
@@ -248,7 +237,7 @@ fn a_ca_file_trusts_the_server_and_the_info_carries_its_fingerprint_and_protocol
     // By name (SNI and the name checked) and by IP address (checked against the IP entry).
     for host in ["localhost", "127.0.0.1"] {
         let id = open(&ctx, host, server.port, Some(&o));
-        let info = wait_connected(&ctx, id);
+        let info = ctx.wait_connected(id);
         assert_eq!(info.tls_protocol, "TLSv1.3");
         assert_eq!(info.tls_peer_fingerprint, pki.fingerprint("server.pem"));
         echo_round(&ctx, id, "hello over TLS");
@@ -270,7 +259,7 @@ fn a_ca_file_trusts_the_server_and_the_info_carries_its_fingerprint_and_protocol
     }
     // A large message in both directions (many TLS records).
     let id = open(&ctx, "localhost", server.port, Some(&o));
-    wait_connected(&ctx, id);
+    ctx.wait_connected(id);
     let big = "x".repeat(300_000);
     echo_round(&ctx, id, &big);
 }
@@ -364,7 +353,7 @@ fn a_pin_trusts_a_device_whatever_its_names_and_any_trusts_on_first_use() {
         device.port,
         Some(&options(XT_TRUST_ANY, None, None, None)),
     );
-    let first = wait_connected(&ctx, id);
+    let first = ctx.wait_connected(id);
     assert_eq!(first.tls_peer_fingerprint, pki.fingerprint("device.pem"));
     echo_round(&ctx, id, "first use");
     // ...and pin it next time: upper case with colons, as users copy them.
@@ -376,7 +365,7 @@ fn a_pin_trusts_a_device_whatever_its_names_and_any_trusts_on_first_use() {
         .collect();
     let pin = options(XT_TRUST_PIN, None, Some(&pretty.join(":")), None);
     let id = open(&ctx, "127.0.0.1", device.port, Some(&pin));
-    let info = wait_connected(&ctx, id);
+    let info = ctx.wait_connected(id);
     assert_eq!(info.tls_peer_fingerprint, first.tls_peer_fingerprint);
     echo_round(&ctx, id, "pinned");
 }
@@ -388,7 +377,7 @@ fn tls_1_2_and_a_peer_that_does_not_speak_tls() {
     let ctx = Ctx::thread();
     let o = options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None);
     let id = open(&ctx, "localhost", server.port, Some(&o));
-    assert_eq!(wait_connected(&ctx, id).tls_protocol, "TLSv1.2");
+    assert_eq!(ctx.wait_connected(id).tls_protocol, "TLSv1.2");
     echo_round(&ctx, id, "twelve");
     // A plain TCP server that answers with text: 1010, not 1011.
     let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -526,7 +515,7 @@ fn a_self_signed_listener_is_pinned_by_its_fingerprint() {
         port,
         Some(&options(XT_TRUST_PIN, None, Some(&fp), None)),
     );
-    let info = wait_connected(&client, id_c);
+    let info = client.wait_connected(id_c);
     assert_eq!(info.tls_peer_fingerprint, fp);
     echo_round(&client, id_c, "to a pinned listener");
     let (accepted, ainfo) = server.wait_new(1); // after openssl's
@@ -833,7 +822,7 @@ fn client_certificates_on_https_and_tls_listeners() {
     co.raw.key_file = k.as_ptr();
     co._texts.extend([c, k]);
     let id = open(&client, "127.0.0.1", tport, Some(&co));
-    wait_connected(&client, id);
+    client.wait_connected(id);
     echo_round(&client, id, "with my certificate");
     let (_, info) = server.wait_new(0);
     assert_eq!(info.tls_peer_fingerprint, pki.fingerprint("client.pem"));

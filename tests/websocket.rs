@@ -18,14 +18,11 @@ fn have_websockets() -> bool {
         .args(["-c", "import websockets.sync.client"])
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("XTNET_REQUIRE_ALL").is_none(),
-            "python3 -m pip install websockets"
-        );
-        eprintln!("skipped: python3 -m pip install websockets");
-    }
-    ok
+    common::netns::require(
+        ok,
+        "WebSocket tests with Python's websockets",
+        "python3 -m pip install websockets",
+    )
 }
 
 /// Runs a Python script; returns its stdout lines (fails the test on a Python error).
@@ -418,17 +415,6 @@ fn open_ws(ctx: &Ctx, url: &str, tls: Option<&XtTlsOptions>) -> u64 {
     id
 }
 
-fn wait_connected(ctx: &Ctx, id: u64) -> Info {
-    let evs = ctx.wait_until("connected", Duration::from_secs(15), |evs| {
-        evs.iter()
-            .any(|e| matches!(e, Ev::Connected(i, _) | Ev::Error(i, _) if *i == id))
-    });
-    match evs.into_iter().find(|e| e.id() == Some(id)).unwrap() {
-        Ev::Connected(_, info) => info,
-        other => panic!("expected connected, got {other:?}"),
-    }
-}
-
 #[test]
 fn outgoing_websockets_to_python_servers_over_ws_and_wss() {
     if !have_websockets() {
@@ -440,7 +426,7 @@ fn outgoing_websockets_to_python_servers_over_ws_and_wss() {
         .keep_data_info
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let id = open_ws(&ctx, &format!("ws://127.0.0.1:{}/echo", server.port), None);
-    let info = wait_connected(&ctx, id);
+    let info = ctx.wait_connected(id);
     assert_eq!(info.tls_protocol, "");
     assert_eq!(ctx.send(id, "grüße".as_bytes()), XT_OK);
     let bin = [0u8, 159, 146, 150];
@@ -513,7 +499,7 @@ fn outgoing_websockets_to_python_servers_over_ws_and_wss() {
         &format!("wss://localhost:{}/", tls_server.port),
         Some(&tls),
     );
-    let info = wait_connected(&ctx, id);
+    let info = ctx.wait_connected(id);
     assert_eq!(info.tls_protocol, "TLSv1.3");
     assert_eq!(info.tls_peer_fingerprint.len(), 64);
     assert_eq!(ctx.send(id, b"secure"), XT_OK);
@@ -572,7 +558,7 @@ fn wss_on_an_https_listener_and_refused_or_bad_upgrades() {
         key_file: std::ptr::null(),
     };
     let cid = open_ws(&client, &format!("wss://127.0.0.1:{port}/ws"), Some(&tls));
-    wait_connected(&client, cid);
+    client.wait_connected(cid);
     assert_eq!(client.send(cid, b"xtnet to xtnet"), XT_OK);
     client.wait_until("the echo", Duration::from_secs(10), |evs| {
         evs.iter()
@@ -631,7 +617,7 @@ fn idle_websockets_are_pinged_and_silent_peers_time_out() {
     let ctx = Ctx::thread();
     ctx.set(XT_OPT_IDLE_TIMEOUT_MS, 300);
     let alive = open_ws(&ctx, &format!("ws://127.0.0.1:{}/", server.port), None);
-    wait_connected(&ctx, alive);
+    ctx.wait_connected(alive);
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     let peer = std::thread::spawn(move || {
@@ -662,7 +648,7 @@ fn idle_websockets_are_pinged_and_silent_peers_time_out() {
     });
     let started = std::time::Instant::now();
     let quiet = open_ws(&ctx, &format!("ws://127.0.0.1:{silent_port}/"), None);
-    wait_connected(&ctx, quiet);
+    ctx.wait_connected(quiet);
     let end = ctx.wait_closed(quiet);
     assert_eq!(end.error_number, libc::ETIMEDOUT, "{}", end.error_message);
     assert!(started.elapsed() < Duration::from_millis(2500));

@@ -169,3 +169,38 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
+
+/// The plain peers' line echo ("\r\n"-framed) over any stream, holding no buffer while idle
+/// (as xtnet's connections); `reserve`: bytes read at most per call.
+pub async fn line_echo<S>(mut s: S, reserve: usize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use bytes::{Buf, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BOUNDARY: &[u8] = b"\r\n";
+    let finder = memchr::memmem::Finder::new(BOUNDARY);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    loop {
+        buf.reserve(reserve);
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        while let Some(pos) = finder.find(&buf) {
+            out.extend_from_slice(&buf[..pos + BOUNDARY.len()]);
+            buf.advance(pos + BOUNDARY.len());
+        }
+        if !out.is_empty() {
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if buf.is_empty() {
+            buf = BytesMut::new();
+            out = Vec::new();
+        }
+    }
+}

@@ -516,6 +516,19 @@ impl Ctx {
     }
 
     /// Waits for the final event of `id` and returns its info.
+    /// Waits for an outgoing connection's first event; its info when it is `connected`
+    /// (panics on a `socket_error` instead).
+    pub fn wait_connected(&self, id: u64) -> Info {
+        let evs = self.wait_until("connected", Duration::from_secs(15), |evs| {
+            evs.iter()
+                .any(|e| matches!(e, Ev::Connected(i, _) | Ev::Error(i, _) if *i == id))
+        });
+        match evs.into_iter().find(|e| e.id() == Some(id)).unwrap() {
+            Ev::Connected(_, info) => info,
+            other => panic!("expected connected, got {other:?}"),
+        }
+    }
+
     pub fn wait_closed(&self, id: u64) -> Info {
         let evs = self.wait_until(
             &format!("socket_error of {id}"),
