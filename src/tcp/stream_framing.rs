@@ -33,7 +33,8 @@ struct PartialTimeout {
 }
 
 impl StreamFraming {
-    /// The listener's (or the connection's own) framing at the start.
+    /// The listener's framing at the start (a framing the host set before the connection
+    /// opened is applied at the first step, as a change).
     pub(super) fn new(conn: &Connection) -> StreamFraming {
         StreamFraming {
             framer: Framer::new(

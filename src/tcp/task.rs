@@ -92,7 +92,7 @@ enum Phase {
     Asking(Option<PumpFuture>),
     Open(Pump),
     /// Open over TLS or as a WebSocket: its pump (`tls_pump.rs`, `ws_pump.rs`) until the end.
-    Tls(PumpFuture),
+    Pumped(PumpFuture),
     /// Writing out and closing after a close request; the final event's error.
     Closing(Pin<Box<dyn Future<Output = Error> + Send>>),
     Done,
@@ -359,7 +359,7 @@ impl ConnTask {
                         State::Accepted => match pump.take() {
                             Some(pump) => {
                                 conn.set_state(State::Open);
-                                Phase::Tls(pump)
+                                Phase::Pumped(pump)
                             }
                             None => Phase::Open(Pump::open(shared, conn, false)),
                         },
@@ -380,7 +380,7 @@ impl ConnTask {
                         Phase::Closing(Box::pin(close_on_request(conn.clone(), reason)))
                     }
                 },
-                Phase::Tls(pump) => match pump.as_mut().poll(cx) {
+                Phase::Pumped(pump) => match pump.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(end) => {
                         finish(shared, conn, end);
@@ -444,12 +444,12 @@ fn proceed(
             }
             Some(false) => {
                 conn.set_state(State::Open);
-                Phase::Tls(pump)
+                Phase::Pumped(pump)
             }
             None => {
                 conn.set_state(State::Open);
                 shared.queue.push(Event::Connected { conn: conn.clone() });
-                Phase::Tls(pump)
+                Phase::Pumped(pump)
             }
         };
     }

@@ -84,15 +84,6 @@ impl UdpListener {
             None => multicast_interfaces(group)?,
         };
         let mut state = self.multicast.lock();
-        // Joined again on every interface: none is left out any more.
-        state.wanted.retain(|w| {
-            !(w.group == group
-                && matches!(w.on, Target::Every { .. })
-                && matches!(wanted.on, Target::Every { .. }))
-        });
-        if !state.wanted.contains(&wanted) {
-            state.wanted.push(wanted);
-        }
         let mut first_error = None;
         let mut joined = 0;
         for i in &targets {
@@ -112,10 +103,18 @@ impl UdpListener {
                 }
             }
         }
-        match (joined, first_error) {
-            (0, Some(e)) => Err(e),
-            _ => Ok(()),
+        if let (0, Some(e)) = (joined, first_error) {
+            return Err(e); // nothing joined: nothing to follow either
         }
+        // Joined again on every interface: none is left out any more.
+        let every = matches!(wanted.on, Target::Every { .. });
+        state
+            .wanted
+            .retain(|w| !(every && w.group == group && matches!(w.on, Target::Every { .. })));
+        if !state.wanted.contains(&wanted) {
+            state.wanted.push(wanted);
+        }
+        Ok(())
     }
 
     /// Leaves `group` on `interface`, or on every interface it was joined on.
