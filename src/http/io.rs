@@ -109,7 +109,8 @@ pub(crate) type TlsSession = TlsStream<RawIo>;
 
 pub(crate) struct SharedStream {
     pub(crate) tcp: Arc<TcpStream>,
-    tls: Option<Mutex<TlsSession>>,
+    /// Boxed: a TLS session is large, and a plain connection should not carry its room.
+    tls: Option<Box<Mutex<TlsSession>>>,
     /// Bytes read from the peer so far (after decryption).
     pub(crate) read: AtomicU64,
     /// The connection became a WebSocket: its new owner closes the socket, not the HTTP task.
@@ -128,7 +129,7 @@ impl SharedStream {
 
     pub(crate) fn tls(tcp: Arc<TcpStream>, session: TlsSession) -> Self {
         SharedStream {
-            tls: Some(Mutex::new(session)),
+            tls: Some(Box::new(Mutex::new(session))),
             ..SharedStream::plain(tcp)
         }
     }
