@@ -258,10 +258,13 @@ pub unsafe extern "C" fn xt_listener_fingerprint(
 /// 1011 when the certificate is not trusted (the info and the message carry its fingerprint),
 /// 1010 for other handshake failures (a peer that does not speak TLS, no common version),
 /// 103/refused/unreachable as for TCP, ETIMEDOUT when connect and handshake together take
-/// longer than `XT_OPT_CONNECT_TIMEOUT_MS`. Then it behaves as a TCP connection.
+/// longer than `XT_OPT_CONNECT_TIMEOUT_MS`. Then it behaves as a TCP connection. With
+/// `tls->cert_file` and `tls->key_file`, it presents that client certificate to a server that
+/// asks for one.
 ///
 /// Returns 0 with `xt_last_error` set: 1001 for NULL ctx or host, a bad `struct_size`, trust
-/// mode, pin, server name or an unreadable CA file; 107 for port 0. Any thread.
+/// mode, pin, server name, an unreadable CA file, or a client certificate that is unreadable,
+/// half given or does not fit its key; 107 for port 0. Any thread.
 ///
 /// # Safety
 /// `ctx` is NULL or a live context; `host` is NULL or NUL-terminated; `boundary` is NULL or
