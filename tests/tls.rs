@@ -407,6 +407,7 @@ fn tls_1_2_and_a_peer_that_does_not_speak_tls() {
 
 #[test]
 fn bad_tls_options_are_refused_at_the_call() {
+    let pki = Pki::new("badclient");
     let ctx = Ctx::thread();
     let host = c"localhost";
     let call = |o: &Options| unsafe {
@@ -430,6 +431,18 @@ fn bad_tls_options_are_refused_at_the_call() {
             options(XT_TRUST_PIN, None, Some("abcd"), None),
         ),
         ("an unknown mode", options(9, None, None, None)),
+        (
+            "a client certificate without its key",
+            cert_options(Some(&pki.path("client.pem")), None),
+        ),
+        (
+            "a client certificate with another's key",
+            cert_options(Some(&pki.path("client.pem")), Some(&pki.path("device.key"))),
+        ),
+        (
+            "a missing client certificate",
+            cert_options(Some("/no/such.pem"), Some("/no/such.key")),
+        ),
     ] {
         assert_eq!(call(&o), 0, "{what}");
         assert_eq!(
@@ -458,7 +471,8 @@ fn bad_tls_options_are_refused_at_the_call() {
     );
 }
 
-fn server_options(cert: Option<&str>, key: Option<&str>) -> Options {
+/// Options presenting `cert` with `key` (a listener's certificate, or a client's).
+fn cert_options(cert: Option<&str>, key: Option<&str>) -> Options {
     let mut o = options(XT_TRUST_ANY, None, None, None);
     let c = cert.map(|c| CString::new(c).unwrap());
     let k = key.map(|k| CString::new(k).unwrap());
@@ -542,7 +556,7 @@ fn a_listener_with_a_pem_certificate_serves_python_ssl_and_ignores_non_tls_clien
     let server = Ctx::thread();
     server.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
     echo_with(&server, b"\n");
-    let o = server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
+    let o = cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
     let (_, port) = tls_listen(&server, Some(&o));
     let script = format!(
         "import socket,ssl\n\
@@ -605,18 +619,18 @@ fn bad_listener_certificates_are_refused_at_the_call() {
     for (what, o) in [
         (
             "a certificate without its key",
-            server_options(Some(&pki.path("server.pem")), None),
+            cert_options(Some(&pki.path("server.pem")), None),
         ),
         (
             "a key that is not the certificate's",
-            server_options(Some(&pki.path("server.pem")), Some(&pki.path("device.key"))),
+            cert_options(Some(&pki.path("server.pem")), Some(&pki.path("device.key"))),
         ),
         (
             "a missing file",
-            server_options(Some("/no/such.pem"), Some("/no/such.key")),
+            cert_options(Some("/no/such.pem"), Some("/no/such.key")),
         ),
         ("a CA file for client certificates that does not exist", {
-            let mut o = server_options(None, None);
+            let mut o = cert_options(None, None);
             let ca = CString::new("/no/such/ca.pem").unwrap();
             o.raw.ca_file = ca.as_ptr();
             o._texts.push(ca);
@@ -677,7 +691,7 @@ fn curl_gets_pages_over_https_with_keep_alive_and_plain_http_is_refused() {
     let ctx = Ctx::thread();
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
     answer_with_tls_info(&ctx);
-    let o = server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
+    let o = cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
     let (id, port) = https_listen(&ctx, Some(&o));
     assert_eq!(
         unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(ctx.ptr, id)) }
@@ -772,7 +786,7 @@ fn client_certificates_on_https_and_tls_listeners() {
     let ctx = Ctx::thread();
     answer_with_tls_info(&ctx);
     let o = with_ca(
-        server_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key"))),
+        cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key"))),
         &pki.path("ca.pem"),
     );
     let (_, port) = https_listen(&ctx, Some(&o));
@@ -810,7 +824,7 @@ fn client_certificates_on_https_and_tls_listeners() {
     // An xtnet client presents its certificate to an xtnet TLS listener that asks for one.
     let server = Ctx::thread();
     echo_with(&server, b"\n");
-    let so = with_ca(server_options(None, None), &pki.path("ca.pem"));
+    let so = with_ca(cert_options(None, None), &pki.path("ca.pem"));
     let (_, tport) = tls_listen(&server, Some(&so));
     let client = Ctx::thread();
     let mut co = options(XT_TRUST_ANY, None, None, None);
