@@ -23,9 +23,23 @@ pub(super) struct Multicast {
     /// (group, interface index) memberships this listener holds.
     pub(super) joined: Vec<(IpAddr, u32)>,
     /// What the host asked for, so memberships can follow interfaces that come and go.
-    pub(super) wanted: Vec<super::membership::Wanted>,
+    pub(super) wanted: Vec<Wanted>,
     /// The interface multicast is sent from; None: every suitable interface.
     pub(super) out_interface: Option<Interface>,
+}
+
+/// A group the host asked for: on every suitable interface (but those it left by name), or on
+/// one interface, by name (re-joined when that interface comes back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Wanted {
+    pub(super) group: IpAddr,
+    pub(super) on: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Target {
+    Every { except: Vec<String> },
+    Named(String),
 }
 
 /// What a waiting datagram costs on top of its bytes.

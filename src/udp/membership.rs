@@ -3,24 +3,10 @@
 //! (`refresh`), and the options of what a listener sends (interface, TTL, loop).
 
 use super::interfaces::{self, Interface};
-use super::listener::{Sockets, UdpListener};
+use super::listener::{Sockets, Target, UdpListener, Wanted};
 use crate::error::Error;
 use std::net::{IpAddr, Ipv4Addr};
 use tokio::net::UdpSocket;
-
-/// A group the host asked for: on every suitable interface (but those it left by name), or on
-/// one interface, by name (re-joined when that interface comes back).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Wanted {
-    group: IpAddr,
-    on: Target,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
-    Every { except: Vec<String> },
-    Named(String),
-}
 
 fn join_on(socket: &UdpSocket, group: IpAddr, index: u32) -> std::io::Result<()> {
     let sock = socket2::SockRef::from(socket);
