@@ -14,7 +14,6 @@
 
 mod support;
 
-use bytes::{Buf, BytesMut};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::Command;
@@ -22,13 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    median, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server,
-    xtnet_echo_server_with_lib, Server,
+    median, message, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server,
+    xtnet_echo_server_with_lib, Server, MSG_LEN,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const BOUNDARY: &[u8] = b"\r\n";
-const MSG_LEN: usize = 64; // on the wire, boundary included
 
 // ---------------------------------------------------------------- the tokio baseline server
 
@@ -69,18 +64,6 @@ fn tokio_server() -> Server {
 
 // ---------------------------------------------------------------- messages
 
-/// The `seq`-th message of connection `conn`: 62 bytes of text, then "\r\n".
-fn message(conn: usize, seq: u64) -> [u8; MSG_LEN] {
-    let mut m = [b'.'; MSG_LEN];
-    let head = format!("c{conn:05}s{seq:012}:");
-    m[..head.len()].copy_from_slice(head.as_bytes());
-    for (i, b) in m.iter_mut().enumerate().take(MSG_LEN - 2).skip(head.len()) {
-        *b = b'a' + ((seq as usize + i) % 26) as u8;
-    }
-    m[MSG_LEN - 2..].copy_from_slice(BOUNDARY);
-    m
-}
-
 // ---------------------------------------------------------------- throughput
 
 async fn pipeline(
@@ -92,42 +75,9 @@ async fn pipeline(
 ) -> u64 {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::new(src, 0)).unwrap();
-    let mut s = sock.connect(addr).await.unwrap();
+    let s = sock.connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
-    let (mut sent, mut got) = (0u64, 0u64);
-    let mut out = Vec::with_capacity(depth as usize * MSG_LEN);
-    for _ in 0..depth {
-        out.extend_from_slice(&message(conn, sent));
-        sent += 1;
-    }
-    s.write_all(&out).await.unwrap();
-    let mut buf = BytesMut::with_capacity(64 << 10);
-    loop {
-        buf.reserve(64 << 10);
-        let n = s.read_buf(&mut buf).await.unwrap();
-        assert!(n > 0, "server closed connection {conn}");
-        out.clear();
-        while buf.len() >= MSG_LEN {
-            let expect = message(conn, got);
-            assert_eq!(
-                &buf[..MSG_LEN],
-                &expect[..],
-                "connection {conn}: echo {got} differs"
-            );
-            buf.advance(MSG_LEN);
-            got += 1;
-            if !stop.load(Ordering::Relaxed) {
-                out.extend_from_slice(&message(conn, sent));
-                sent += 1;
-            }
-        }
-        if !out.is_empty() {
-            s.write_all(&out).await.unwrap();
-        }
-        if got == sent && stop.load(Ordering::Relaxed) {
-            return got;
-        }
-    }
+    support::echo_pipeline(s, conn, depth, stop).await
 }
 
 struct Throughput {

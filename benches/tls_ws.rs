@@ -13,7 +13,6 @@
 
 mod support;
 
-use bytes::{Buf, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -24,12 +23,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{line_echo, raise_fd_limit, row, source_ip, xtnet_echo_server, Server};
+use support::{
+    line_echo, message, raise_fd_limit, row, source_ip, xtnet_echo_server, Server, MSG_LEN,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-
-const MSG_LEN: usize = 64; // on the wire for TLS (with "\r\n"); the text of a WebSocket message
-const BOUNDARY: &[u8] = b"\r\n";
 
 // ---------------------------------------------------------------- the plain peers
 
@@ -174,18 +172,6 @@ async fn tls(
     c.connect(name, tcp(port, src).await).await.unwrap()
 }
 
-/// The `seq`-th message of connection `conn`: 62 bytes of text, then "\r\n".
-fn message(conn: usize, seq: u64) -> [u8; MSG_LEN] {
-    let mut m = [b'.'; MSG_LEN];
-    let head = format!("c{conn:05}s{seq:012}:");
-    m[..head.len()].copy_from_slice(head.as_bytes());
-    for (i, b) in m.iter_mut().enumerate().take(MSG_LEN - 2).skip(head.len()) {
-        *b = b'a' + ((seq as usize + i) % 26) as u8;
-    }
-    m[MSG_LEN - 2..].copy_from_slice(BOUNDARY);
-    m
-}
-
 /// One echo of a line on a stream (verified).
 async fn echo_line<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, conn: usize, seq: u64) {
     let m = message(conn, seq);
@@ -235,40 +221,8 @@ async fn tls_pipeline(
     depth: u64,
     stop: Arc<AtomicBool>,
 ) -> u64 {
-    let mut s = tls(&c, port, source_ip(40)).await;
-    let (mut sent, mut got) = (0u64, 0u64);
-    let mut out = Vec::new();
-    for _ in 0..depth {
-        out.extend_from_slice(&message(conn, sent));
-        sent += 1;
-    }
-    s.write_all(&out).await.unwrap();
-    let mut buf = BytesMut::with_capacity(64 << 10);
-    loop {
-        buf.reserve(64 << 10);
-        let n = s.read_buf(&mut buf).await.unwrap();
-        assert!(n > 0, "server closed connection {conn}");
-        out.clear();
-        while buf.len() >= MSG_LEN {
-            assert_eq!(
-                &buf[..MSG_LEN],
-                &message(conn, got)[..],
-                "connection {conn}"
-            );
-            buf.advance(MSG_LEN);
-            got += 1;
-            if !stop.load(Ordering::Relaxed) {
-                out.extend_from_slice(&message(conn, sent));
-                sent += 1;
-            }
-        }
-        if !out.is_empty() {
-            s.write_all(&out).await.unwrap();
-        }
-        if got == sent && stop.load(Ordering::Relaxed) {
-            return got;
-        }
-    }
+    let s = tls(&c, port, source_ip(40)).await;
+    support::echo_pipeline(s, conn, depth, stop).await
 }
 
 /// Pipelined WebSocket echo: text messages of MSG_LEN bytes; verified.

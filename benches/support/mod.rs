@@ -204,3 +204,68 @@ where
         }
     }
 }
+
+/// Bytes of one framed benchmark message on the wire, "\r\n" included.
+pub const MSG_LEN: usize = 64;
+
+/// The `seq`-th message of connection `conn`: 62 bytes of text, then "\r\n".
+pub fn message(conn: usize, seq: u64) -> [u8; MSG_LEN] {
+    let mut m = [b'.'; MSG_LEN];
+    let head = format!("c{conn:05}s{seq:012}:");
+    m[..head.len()].copy_from_slice(head.as_bytes());
+    for (i, b) in m.iter_mut().enumerate().take(MSG_LEN - 2).skip(head.len()) {
+        *b = b'a' + ((seq as usize + i) % 26) as u8;
+    }
+    m[MSG_LEN - 2..].copy_from_slice(b"\r\n");
+    m
+}
+
+/// Keeps `depth` messages of connection `conn` in flight over `s`, verifying every echo,
+/// until `stop`; returns how many came back.
+pub async fn echo_pipeline<S>(
+    mut s: S,
+    conn: usize,
+    depth: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use bytes::{Buf, BytesMut};
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut out = Vec::with_capacity(depth as usize * MSG_LEN);
+    for _ in 0..depth {
+        out.extend_from_slice(&message(conn, sent));
+        sent += 1;
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        buf.reserve(64 << 10);
+        let n = s.read_buf(&mut buf).await.unwrap();
+        assert!(n > 0, "server closed connection {conn}");
+        out.clear();
+        while buf.len() >= MSG_LEN {
+            let expect = message(conn, got);
+            assert_eq!(
+                &buf[..MSG_LEN],
+                &expect[..],
+                "connection {conn}: echo {got} differs"
+            );
+            buf.advance(MSG_LEN);
+            got += 1;
+            if !stop.load(Ordering::Relaxed) {
+                out.extend_from_slice(&message(conn, sent));
+                sent += 1;
+            }
+        }
+        if !out.is_empty() {
+            s.write_all(&out).await.unwrap();
+        }
+        if got == sent && stop.load(Ordering::Relaxed) {
+            return got;
+        }
+    }
+}
