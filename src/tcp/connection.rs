@@ -9,7 +9,7 @@
 //! Flow: bytes read but not yet delivered to the host are counted in its [`Flow`] (see
 //! `flow.rs` for when the task stops reading).
 
-use super::flow::{Flow, Reader};
+use super::flow::{pace, Backlog, Flow, Pace, Reader};
 use crate::dispatch::{self, Writer};
 use crate::error::{self, Error};
 use crate::framing::Boundary;
@@ -355,8 +355,10 @@ impl Connection {
     }
 
     /// Resolves when the connection's task is woken (output queued, close requested, flow
-    /// resumed), or at once when there is output or a close to see to.
-    pub(super) async fn woken(&self) {
+    /// resumed, framing changed), or at once when there is output or a close to see to, or the
+    /// framing epoch is no longer `epoch` (checked after registering: a wake in between is
+    /// not lost).
+    pub(super) async fn woken(&self, epoch: u32) {
         let mut registered = false;
         std::future::poll_fn(|cx| {
             if registered {
@@ -364,10 +366,27 @@ impl Connection {
             }
             self.waker.register(cx.waker());
             registered = true;
-            if self.has_output() || self.close_requested() {
+            if self.has_output() || self.close_requested() || self.framing_epoch() != epoch {
                 return std::task::Poll::Ready(());
             }
             std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// What `pace` says (`flow.rs`), waiting while it says Paused unless there is output or a
+    /// close to see to. The waker is registered before `pace` looks, so a delivery that wakes
+    /// the reader between the look and the wait is not lost (the plain pump does the same by
+    /// registering at the top of its poll).
+    pub(super) async fn paced(self: &Arc<Self>, eof: bool, backlog: &Backlog) -> Pace {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            match pace(self, eof, backlog) {
+                Pace::Paused if !(self.has_output() || self.close_requested()) => {
+                    std::task::Poll::Pending
+                }
+                other => std::task::Poll::Ready(other),
+            }
         })
         .await
     }

@@ -10,7 +10,7 @@
 //! connection holds no read buffer of its own beyond rustls's.
 
 use super::connection::{CloseReason, Connection};
-use super::flow::{pace, Pace};
+use super::flow::Pace;
 use super::messages::{lost, queue_messages, too_long_end};
 use super::scratch::with_scratch;
 use super::stream_framing::StreamFraming;
@@ -93,20 +93,18 @@ pub(super) async fn run<S: TlsIo>(shared: Arc<Shared>, conn: Arc<Connection>, mu
         // The host changed the framing: once every event framed the old way was handled, the
         // rest is framed the new way (see `stream_framing.rs`).
         if framing.changed(&conn) {
-            match pace(&conn, true, &shared.backlog) {
-                Pace::Drained => match framing.apply(&conn, eof) {
+            // Paused here means output or a close came first: seen to at the top.
+            if let Pace::Drained = conn.paced(true, &shared.backlog).await {
+                match framing.apply(&conn, eof) {
                     Ok(messages) => queue_messages(&shared, &conn, messages, framing.epoch),
                     Err(end) => return end,
-                },
-                Pace::Again => {}
-                Pace::Read | Pace::Paused => conn.woken().await,
+                }
             }
             continue;
         }
-        match pace(&conn, eof, &shared.backlog) {
+        match conn.paced(eof, &shared.backlog).await {
             Pace::Drained => return lost("the peer closed the connection"),
-            Pace::Again => continue,
-            Pace::Paused => conn.woken().await,
+            Pace::Again | Pace::Paused => continue,
             Pace::Read => match read_now(&shared, &conn, &mut tls, &mut framing) {
                 Decrypted::Some => {}
                 Decrypted::Budget => tokio::task::yield_now().await,
@@ -123,7 +121,7 @@ pub(super) async fn run<S: TlsIo>(shared: Arc<Shared>, conn: Arc<Connection>, mu
                 Decrypted::Nothing => {
                     tokio::select! {
                         _ = tls.tcp().readable() => {}
-                        _ = conn.woken() => {}
+                        _ = conn.woken(framing.epoch) => {}
                         // Bytes that waited the framing timeout: one message.
                         partial = std::future::poll_fn(|cx| framing.poll_timeout(cx)) => {
                             queue_messages(&shared, &conn, vec![partial], framing.epoch);

@@ -15,7 +15,7 @@
 //! answered with the close code RFC 6455 names (1002, 1007, 1009) before the end.
 
 use super::connection::{CloseReason, Connection, RECORD_HEAD};
-use super::flow::{pace, Pace};
+use super::flow::Pace;
 use super::messages::{lost, queue_of_kind};
 use crate::error::{self, Error};
 use crate::info::MessageKind;
@@ -113,10 +113,10 @@ where
             conn.touch_write();
             continue;
         }
-        match pace(&conn, peer_closed.is_some(), &shared.backlog) {
+        match conn.paced(peer_closed.is_some(), &shared.backlog).await {
             Pace::Drained => return lost(peer_closed.as_deref().unwrap_or("closed")),
-            Pace::Again => continue,
-            Pace::Paused => conn.woken().await,
+            // Paused here means output or a close came: seen to at the top.
+            Pace::Again | Pace::Paused => continue,
             Pace::Read => {
                 let ping_at = idle.map(|d| quiet_since + d);
                 tokio::select! {
@@ -168,7 +168,8 @@ where
                             }
                         }
                     }
-                    _ = conn.woken() => {}
+                    // A WebSocket's framing never changes (epoch 0).
+                    _ = conn.woken(0) => {}
                     _ = sleep_until(ping_at) => {
                         if pinged {
                             let waited = idle.unwrap_or_default().as_millis();
