@@ -25,7 +25,11 @@
  *             xt_context_free of that context (and a nested xt_poll). Callbacks of a context
  *             run one at a time: on the library's dispatch thread (XT_DISPATCH_THREAD) or
  *             inside xt_poll on the host's thread (XT_DISPATCH_POLL; xt_wakeup_fd is readable
- *             exactly while callbacks wait). No xtnet lock is held while a callback runs.
+ *             exactly while callbacks wait) — or, with XT_DISPATCH_INLINE, on the network
+ *             thread that did the I/O: one connection's (or UDP listener's) callbacks in
+ *             order and never overlapping, different connections' at the same time on
+ *             different threads (the host must be thread-safe). No xtnet lock is held while a
+ *             callback runs.
  *
  *  Events     Per connection: new_connection (accepted) or connected (outgoing), then any
  *             number of data_available, then exactly one final socket_error (102 for every
@@ -262,6 +266,16 @@
 #define XT_OPT_MULTICAST_REFRESH_MS 12
 
 /**
+ * Threads doing I/O (1 to 256); default: the number of cores minus one, at least 1. Set it
+ * before the first listener or connection starts the network (later: 106). Thread dispatch
+ * adds its dispatch thread to these and every callback runs there; with inline dispatch
+ * these threads run the callbacks too, so they are also how many callbacks may run at once
+ * (and a callback that blocks holds one of them); poll dispatch runs callbacks on the host's
+ * thread. Reading it tells the count in use (or that will be used).
+ */
+#define XT_OPT_NETWORK_THREADS 13
+
+/**
  * `xt_set_framing`'s modes (XTension's parsing modes): whatever arrived, as it arrived.
  */
 #define XT_FRAME_RAW 0
@@ -319,6 +333,13 @@ typedef enum XtDispatch {
    * Callbacks run inside `xt_poll()` on the host's own thread.
    */
   XT_DISPATCH_POLL = 1,
+  /**
+   * Callbacks run on the network thread that did the I/O, without a hand-off: one
+   * connection's (or listener's) in order and never overlapping, different connections'
+   * concurrently from different network threads, so the host must be thread-safe. Writes
+   * from a callback leave when its batch ends. `xt_poll` and `xt_wakeup_fd` are not used.
+   */
+  XT_DISPATCH_INLINE = 2,
 } XtDispatch;
 
 /**
@@ -452,7 +473,13 @@ typedef struct XtDatagramInfo {
  * (a NULL `new_connection` accepts every connection).
  *
  * Callbacks run on one thread at a time: the library's dispatch thread (`XT_DISPATCH_THREAD`)
- * or the thread calling `xt_poll` (`XT_DISPATCH_POLL`). Pointers passed to a callback are
+ * or the thread calling `xt_poll` (`XT_DISPATCH_POLL`). With `XT_DISPATCH_INLINE` they run on
+ * the network threads, without a hand-off: one connection's (or UDP listener's) callbacks in
+ * order and never at the same time, but different connections' (and different HTTP
+ * requests') concurrently, so every callback must be thread-safe; `log` and
+ * `interface_changed` run one at a time, in order, on a network thread. A callback that
+ * blocks holds its network thread: the connections that thread serves wait meanwhile (the
+ * others go on; see `XT_OPT_NETWORK_THREADS`). Pointers passed to a callback are
  * borrowed for its duration only. Any `xt_` call may be made from inside a callback except
  * `xt_context_free` of the same context (and a nested `xt_poll`).
  */
@@ -586,7 +613,7 @@ void xt_context_free(struct XtContext *ctx);
  *
  * Returns how many host callbacks it ran (0 on timeout; events whose callback is NULL, such as
  * a `socket_error` the host does not take, are not counted), or -1 with `xt_last_error` set: NULL
- * ctx (1001), a context in thread dispatch, a nested call from a callback or a concurrent call
+ * ctx (1001), a context in thread or inline dispatch, a nested call from a callback or a concurrent call
  * from another thread (106). One thread at a time.
  *
  * # Safety
@@ -598,7 +625,8 @@ int32_t xt_poll(struct XtContext *ctx, int32_t timeout_ms);
  * Poll dispatch: a descriptor that is readable exactly while callbacks wait (level-triggered),
  * for select/poll/kqueue, CFRunLoop or GLib. Owned by the context: do not read or close it.
  *
- * Returns -1 (and records 106) for a thread-dispatch context, or 1001 for NULL. Any thread.
+ * Returns -1 (and records 106) for a thread- or inline-dispatch context, or 1001 for NULL.
+ * Any thread.
  *
  * # Safety
  * `ctx` is NULL or a live context.
@@ -875,7 +903,7 @@ int32_t xt_debug_trigger_panic(void);
  * Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
  *
  * Returns `XT_OK`, or 1001 for NULL ctx, an unknown option or a value out of range (nothing
- * changes then). Any thread.
+ * changes then), 106 for `XT_OPT_NETWORK_THREADS` once the network runs. Any thread.
  *
  * # Safety
  * `ctx` is NULL or a live context.

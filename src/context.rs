@@ -14,8 +14,9 @@ use crate::shared::Shared;
 use crate::tcp::{self, CloseReason, Connection, Drivers};
 use crate::udp;
 use std::collections::VecDeque;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -47,44 +48,37 @@ pub enum Framing<'a> {
     Length(usize),
 }
 
-/// A context: owns the runtime and the dispatcher thread. Dropping it shuts it down.
+/// A context: owns the network (its runtime, started by the first listener or connection) and
+/// the dispatcher thread. Dropping it shuts it down.
 pub struct Context {
     shared: Arc<Shared>,
-    /// The tasks of TCP connections (started with the runtime, one per network thread).
-    drivers: Arc<Drivers>,
-    runtime: Option<tokio::runtime::Runtime>,
+    network: OnceLock<Network>,
+    /// Held while the network starts (and while `XT_OPT_NETWORK_THREADS` is set).
+    starting: Mutex<()>,
     dispatcher: Option<JoinHandle<()>>,
+}
+
+/// The network threads and what runs on them for good.
+struct Network {
+    runtime: tokio::runtime::Runtime,
+    /// The tasks of TCP connections (one shard per network thread).
+    drivers: Arc<Drivers>,
 }
 
 impl Context {
     /// A context whose events go to `host`, dispatched as `dispatch` says.
     pub fn new(host: Arc<dyn Host>, dispatch: Dispatch) -> Result<Context, Error> {
         crate::panics::install_hook();
-        // Network threads: one core is left to the dispatch thread, which is busy by design
-        // (it runs every callback); measured best on 2 cores (see BENCHMARKS.md).
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get().saturating_sub(1))
-            .clamp(1, 4);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("xtnet-io")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting the network runtime", &e))?;
         let queue = EventQueue::new(dispatch == Dispatch::Poll)
             .map_err(|e| Error::io("creating the wakeup descriptor", &e))?;
-        let shared = Arc::new(Shared::new(
+        let shared = Shared::new(
             NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed),
             dispatch,
             queue,
             host,
-            runtime.handle().clone(),
-        ));
-        let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
-        // Interfaces that change: the host is told, memberships follow (ends with the runtime).
-        runtime.spawn(udp::watch(shared.clone()));
+        );
         let dispatcher = match dispatch {
-            Dispatch::Poll => None,
+            Dispatch::Poll | Dispatch::Inline => None,
             Dispatch::Thread => {
                 let shared = shared.clone();
                 let thread = std::thread::Builder::new()
@@ -99,10 +93,40 @@ impl Context {
         };
         Ok(Context {
             shared,
-            drivers,
-            runtime: Some(runtime),
+            network: OnceLock::new(),
+            starting: Mutex::new(()),
             dispatcher,
         })
+    }
+
+    /// The network, started now if it was not: `XT_OPT_NETWORK_THREADS` threads, a shard of
+    /// connection tasks on each, and the interface watch (ends with the runtime).
+    fn network(&self) -> Result<&Network, Error> {
+        if let Some(network) = self.network.get() {
+            return Ok(network);
+        }
+        let _starting = self.starting.lock();
+        if let Some(network) = self.network.get() {
+            return Ok(network);
+        }
+        self.shared.check_open()?;
+        let threads = self.shared.options.lock().network_threads();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("xtnet-io")
+            .on_thread_start(dispatch::mark_network_thread)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the network runtime", &e))?;
+        let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
+        self.shared.set_runtime(runtime.handle().clone());
+        // Interfaces that change: the host is told, memberships follow.
+        runtime.spawn(udp::watch(self.shared.clone()));
+        Ok(self.network.get_or_init(|| Network { runtime, drivers }))
+    }
+
+    fn drivers(&self) -> Result<&Arc<Drivers>, Error> {
+        Ok(&self.network()?.drivers)
     }
 
     /// A number that identifies this context within the process.
@@ -111,6 +135,15 @@ impl Context {
     }
 
     pub fn set_option(&self, option: u32, value: i64) -> Result<(), Error> {
+        if option == crate::options::id::NETWORK_THREADS {
+            let _starting = self.starting.lock();
+            if self.network.get().is_some() {
+                return Err(Error::invalid_state(
+                    "XT_OPT_NETWORK_THREADS is set before the first listener or connection",
+                ));
+            }
+            return self.shared.options.lock().set(option, value);
+        }
         self.shared.options.lock().set(option, value)
     }
 
@@ -125,7 +158,7 @@ impl Context {
     /// Starts a framed TCP listener; returns its id.
     pub fn start_tcp_listener(&self, port: u16, boundary: &[u8]) -> Result<u32, Error> {
         self.shared.check_open()?;
-        tcp::start_listener(&self.shared, &self.drivers, port, boundary, None)
+        tcp::start_listener(&self.shared, self.drivers()?, port, boundary, None)
     }
 
     /// Starts a framed TCP listener over TLS, presenting `tls`'s certificate (or one made for
@@ -137,7 +170,7 @@ impl Context {
         tls: &crate::tls::TlsServer,
     ) -> Result<u32, Error> {
         self.shared.check_open()?;
-        tcp::start_listener(&self.shared, &self.drivers, port, boundary, Some(tls))
+        tcp::start_listener(&self.shared, self.drivers()?, port, boundary, Some(tls))
     }
 
     /// The fingerprint of the certificate a TLS listener presents.
@@ -153,6 +186,7 @@ impl Context {
     /// Starts an HTTP ("HTML") listener; returns its id.
     pub fn start_html_listener(&self, port: u16) -> Result<u32, Error> {
         self.shared.check_open()?;
+        self.network()?;
         crate::http::start_listener(&self.shared, port, None)
     }
 
@@ -164,6 +198,7 @@ impl Context {
         tls: &crate::tls::TlsServer,
     ) -> Result<u32, Error> {
         self.shared.check_open()?;
+        self.network()?;
         crate::http::start_listener(&self.shared, port, Some(tls))
     }
 
@@ -200,6 +235,7 @@ impl Context {
     /// Starts a UDP listener; returns its id.
     pub fn start_udp_listener(&self, port: u16) -> Result<u32, Error> {
         self.shared.check_open()?;
+        self.network()?;
         udp::start_listener(&self.shared, port)
     }
 
@@ -324,7 +360,7 @@ impl Context {
         boundary: &[u8],
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary, None)
+        tcp::open_connection(&self.shared, self.drivers()?, host, port, boundary, None)
     }
 
     /// Opens an outgoing TLS connection; `connected` (after the handshake) or a final
@@ -337,7 +373,7 @@ impl Context {
         tls: &crate::tls::TlsClient,
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_connection(&self.shared, &self.drivers, host, port, boundary, Some(tls))
+        tcp::open_connection(&self.shared, self.drivers()?, host, port, boundary, Some(tls))
     }
 
     /// Opens a WebSocket to a `ws://` or `wss://` URL (wss trusting as `tls` says, by default
@@ -348,7 +384,7 @@ impl Context {
         tls: Option<&crate::tls::TlsClient>,
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_websocket(&self.shared, &self.drivers, url, tls)
+        tcp::open_websocket(&self.shared, self.drivers()?, url, tls)
     }
 
     /// Queues one WebSocket message of `kind` (copied; never blocks).
@@ -491,9 +527,9 @@ impl Context {
                 "xt_context_free cannot be called from inside a callback of that context",
             ));
         }
-        let Some(runtime) = self.runtime.take() else {
+        if self.shared.is_closing() {
             return Ok(());
-        };
+        }
         let shared = self.shared.clone();
         shared.set_closing();
         lifecycle::stop_all(&shared);
@@ -522,13 +558,23 @@ impl Context {
         shared.queue.close();
         if let Some(thread) = self.dispatcher.take() {
             let _ = thread.join();
+        } else if shared.dispatch == Dispatch::Inline {
+            shared.end_inline_callbacks();
+            shared.drain_inline();
         } else {
             while shared
                 .run_events(Some(Duration::ZERO), &mut batch)
                 .is_some()
             {}
         }
-        runtime.shutdown_timeout(Duration::from_secs(2));
+        // Taken under the start lock: a start racing with this sees the context closing.
+        let network = {
+            let _starting = self.starting.lock();
+            self.network.take()
+        };
+        if let Some(network) = network {
+            network.runtime.shutdown_timeout(Duration::from_secs(2));
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The dispatching thread's state: whether this thread is running callbacks of a context now,
 //! which connection (or listener) the running callback is about, and what the callbacks of
-//! the current batch wrote to, so it is flushed when the batch ends.
+//! the current batch wrote to, so it is flushed when the batch ends. In inline dispatch every
+//! network thread is a dispatching thread in turn; the state is per thread either way.
 //!
 //! Write coalescing: data a callback sends is not written at once but when its batch ends, so
 //! replies to many messages leave in one system call per connection. Whatever is written to
@@ -17,6 +18,9 @@ pub enum Dispatch {
     Thread,
     /// Inside `poll`, on the host's thread.
     Poll,
+    /// On the network thread that did the I/O: one connection's (or listener's) callbacks in
+    /// order, different connections' at the same time on different threads.
+    Inline,
 }
 
 /// Something callbacks write to (a connection, a UDP listener): flushed when their batch ends.
@@ -42,6 +46,24 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<dyn Writer>>> = const { RefCell::new(None) };
     /// Writers written to by callbacks of the current batch.
     static WRITTEN: RefCell<Vec<Arc<dyn Writer>>> = const { RefCell::new(Vec::new()) };
+    /// This thread is one of a context's network threads (a runtime worker).
+    static NETWORK_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as a network thread (called as each runtime worker starts).
+pub(crate) fn mark_network_thread() {
+    NETWORK_THREAD.with(|n| n.set(true));
+}
+
+/// Runs `wait`, which blocks until some runtime task has done something. On a network thread
+/// (an inline callback stopping a listener) the thread's other tasks are handed to another
+/// thread meanwhile, so the task waited for can run even with one network thread.
+pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    if NETWORK_THREAD.with(|n| n.get()) {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
+    }
 }
 
 /// The context whose callback is running on this thread, 0 if none.

@@ -12,7 +12,6 @@ use crate::info::{c_text, canonical_ip, ConnectionInfo, MessageKind, UNKNOWN_MAC
 use crate::tcp::{Backlog, Connection, Credits};
 use crate::udp::{describe, Datagram, DatagramInfo, UdpListener};
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -141,7 +140,12 @@ impl Event {
     }
 
     /// Runs the callbacks of this event; returns how many host callbacks ran.
-    fn deliver(self, host: &dyn Host, closing: bool, credits: &mut Credits<Connection>) -> usize {
+    fn deliver(
+        self,
+        host: &dyn Host,
+        closing: bool,
+        credits: Option<&mut Credits<Connection>>,
+    ) -> usize {
         let ran = |callback| usize::from(host.implements(callback));
         match self {
             Event::NewConnection { conn } => {
@@ -179,7 +183,9 @@ impl Event {
                     host.data_available(conn.id, data, conn.info(), kind);
                     delivered += 1;
                 }
-                credits.add(&conn, bytes, messages.len());
+                if let Some(credits) = credits {
+                    credits.add(&conn, bytes, messages.len());
+                }
                 delivered * ran(Callback::DataAvailable)
             }
             Event::SocketError {
@@ -285,25 +291,27 @@ fn deliver_page_request(
 }
 
 /// Runs a batch of events on this thread for context `ctx_id`; returns how many host callbacks
-/// ran.
+/// ran. `counted`: their data was counted for flow control when queued (and is credited back
+/// now); inline dispatch runs data at once without counting it.
 pub(crate) fn run_batch(
     ctx_id: u64,
     host: &dyn Host,
     closing: &dyn Fn() -> bool,
     backlog: &Backlog,
-    batch: &mut VecDeque<Event>,
+    batch: &mut dyn Iterator<Item = Event>,
+    counted: bool,
 ) -> usize {
     let scope = BatchScope::begin(ctx_id);
     let mut log = |line: String| host.log(LogLevel::Warning, &c_text(&line));
     let mut credits = Credits::new(backlog);
     let mut handled = 0;
-    while let Some(event) = batch.pop_front() {
+    for event in batch {
         let closing = closing();
         dispatch::set_current(event.connection().map(|c| c.clone() as Arc<dyn Writer>));
         // A panic here is a bug in xtnet (host callbacks are C and cannot unwind): contain it
         // to this one event so the others are still delivered, and tell the host.
         match catch_unwind(AssertUnwindSafe(|| {
-            event.deliver(host, closing, &mut credits)
+            event.deliver(host, closing, counted.then_some(&mut credits))
         })) {
             Ok(ran) => handled += ran,
             Err(payload) => host.log(

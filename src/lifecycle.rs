@@ -81,7 +81,7 @@ where
     let (stopping, stopped) = ListenerStop::new();
     let guard = shared.task_guard();
     let running = task(shared.clone(), stopped);
-    shared.runtime.spawn(async move {
+    shared.runtime().spawn(async move {
         // A panic (a bug in xtnet) ends this listener's task: its socket closes, the host hears
         // of it in the log, and everything else goes on.
         if let Err(payload) = AssertUnwindSafe(running).catch_unwind().await {
@@ -136,7 +136,8 @@ pub(crate) fn stop_all(shared: &Shared) {
 /// UDP and HTTP that also means: none of its callbacks runs once this returns (unless called
 /// from one of them, which then finishes).
 fn end(shared: &Shared, id: u32, listener: Listener, why: CloseReason) {
-    listener.stop.stop_and_wait();
+    // From an inline callback this waits on a network thread for a task of the same runtime.
+    crate::dispatch::blocking(|| listener.stop.stop_and_wait());
     match listener.state {
         ListenerState::Tcp(_) => {
             for conn in shared.registry.connections(Some(id)) {
@@ -168,13 +169,14 @@ mod tests {
     impl Host for NoHost {}
 
     fn shared(runtime: &tokio::runtime::Runtime) -> Arc<Shared> {
-        Arc::new(Shared::new(
+        let shared = Shared::new(
             1,
             Dispatch::Poll,
             EventQueue::new(false).unwrap(),
             Arc::new(NoHost),
-            runtime.handle().clone(),
-        ))
+        );
+        shared.set_runtime(runtime.handle().clone());
+        shared
     }
 
     fn runtime() -> tokio::runtime::Runtime {

@@ -18,8 +18,18 @@ pub mod id {
     pub const PEER_LOOKUP_MS: u32 = 10;
     pub const HTTP_DEFER_TIMEOUT_MS: u32 = 11;
     pub const MULTICAST_REFRESH_MS: u32 = 12;
+    pub const NETWORK_THREADS: u32 = 13;
     pub const WS_MAX_MESSAGE_BYTES: u32 = 14;
 }
+
+/// Network threads when the host does not say: every core but one (left to the dispatch
+/// thread, or to the host), at least one.
+pub fn default_network_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
+/// Most network threads a host may ask for.
+pub const MAX_NETWORK_THREADS: i64 = 256;
 
 const GIB: i64 = 1 << 30;
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -48,6 +58,8 @@ pub struct Options {
     pub ws_max_message_bytes: usize,
     /// `None`: listeners bind every interface, IPv6 and IPv4.
     pub bind_address: Option<IpAddr>,
+    /// Threads doing I/O (None: [`default_network_threads`]); read when the network starts.
+    pub network_threads: Option<usize>,
 }
 
 impl Default for Options {
@@ -67,6 +79,7 @@ impl Default for Options {
             multicast_refresh: None,
             peer_lookup: Duration::from_millis(250),
             bind_address: None,
+            network_threads: None,
         }
     }
 }
@@ -134,6 +147,10 @@ impl Options {
                 self.ws_max_message_bytes =
                     check(value, 1, 1 << 30, "WebSocket message limit")? as usize
             }
+            id::NETWORK_THREADS => {
+                self.network_threads =
+                    Some(check(value, 1, MAX_NETWORK_THREADS, "network threads")? as usize)
+            }
             other => return Err(Error::invalid_argument(format!("unknown option {other}"))),
         }
         Ok(())
@@ -156,8 +173,14 @@ impl Options {
             id::HTTP_DEFER_TIMEOUT_MS => self.http_defer_timeout.as_millis() as i64,
             id::WS_MAX_MESSAGE_BYTES => self.ws_max_message_bytes as i64,
             id::MULTICAST_REFRESH_MS => ms(self.multicast_refresh),
+            id::NETWORK_THREADS => self.network_threads() as i64,
             _ => return None,
         })
+    }
+
+    /// How many network threads the runtime has (or will have).
+    pub fn network_threads(&self) -> usize {
+        self.network_threads.unwrap_or_else(default_network_threads)
     }
 
     /// Sets the listeners' bind address from text; `""` means every interface.

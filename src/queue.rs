@@ -130,6 +130,11 @@ impl<T> EventQueue<T> {
         self.ready.notify_all();
     }
 
+    /// Whether no event waits (a look without the lock).
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.nonempty.load(Ordering::Acquire)
+    }
+
     pub(crate) fn wake_fd(&self) -> Option<i32> {
         self.wake_fd.as_ref().map(WakeFd::read_fd)
     }

@@ -14,8 +14,8 @@ use crate::tcp::Backlog;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// What every task and call of one context shares.
@@ -25,7 +25,8 @@ pub(crate) struct Shared {
     pub(crate) queue: EventQueue<Event>,
     pub(crate) host: Arc<dyn Host>,
     pub(crate) options: Mutex<Options>,
-    pub(crate) runtime: tokio::runtime::Handle,
+    /// The network threads' runtime, once started (by the first listener or connection).
+    runtime: OnceLock<tokio::runtime::Handle>,
     pub(crate) registry: Registry,
     pub(crate) backlog: Backlog,
     /// Peer names and MAC addresses.
@@ -35,6 +36,22 @@ pub(crate) struct Shared {
     closing: AtomicBool,
     pub(crate) polling: AtomicBool,
     tasks: TaskCounter,
+    inline: InlineState,
+    /// This, for tasks the context spawns for itself (the inline side lane).
+    me: Weak<Shared>,
+}
+
+/// Inline dispatch: callbacks running now on network threads, whether they may still run, and
+/// the side lane for events that have no network task to run them (log lines, interface
+/// changes, and anything raised from inside a callback): those wait in the queue, and one
+/// runtime task at a time runs them in order.
+#[derive(Default)]
+struct InlineState {
+    running: AtomicUsize,
+    /// The context is freed: no callback runs from now on.
+    over: AtomicBool,
+    /// A task to run the side lane is scheduled.
+    lane_scheduled: AtomicBool,
 }
 
 impl Shared {
@@ -43,22 +60,41 @@ impl Shared {
         dispatch: Dispatch,
         queue: EventQueue<Event>,
         host: Arc<dyn Host>,
-        runtime: tokio::runtime::Handle,
-    ) -> Shared {
-        Shared {
+    ) -> Arc<Shared> {
+        Arc::new_cyclic(|me| Shared {
             id,
             dispatch,
             queue,
             host,
             options: Mutex::new(Options::default()),
-            peers: Peers::new(runtime.clone()),
-            runtime,
+            peers: Peers::new(),
+            runtime: OnceLock::new(),
             registry: Registry::default(),
             backlog: Backlog::default(),
             accept_errors: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             tasks: TaskCounter::default(),
+            inline: InlineState::default(),
+            me: me.clone(),
+        })
+    }
+
+    /// The network runtime. Only called once it runs (everything that needs it is started
+    /// after `set_runtime`).
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .get()
+            .expect("the network runtime is started before anything uses it")
+    }
+
+    /// The network runtime started: tasks may be spawned on it from now on.
+    pub(crate) fn set_runtime(&self, runtime: tokio::runtime::Handle) {
+        self.peers.set_runtime(runtime.clone());
+        let _ = self.runtime.set(runtime);
+        // Lines logged before the network started.
+        if self.dispatch == Dispatch::Inline && !self.queue.is_empty() {
+            self.schedule_lane();
         }
     }
 
@@ -98,7 +134,116 @@ impl Shared {
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        self.queue.push(Event::log(level, message));
+        self.emit(Event::log(level, message));
+    }
+
+    /// Hands `event` to the host: queued for the dispatcher (thread and poll dispatch), or run
+    /// now on this thread (inline dispatch).
+    pub(crate) fn emit(&self, event: Event) {
+        if self.dispatch == Dispatch::Inline {
+            self.run_inline(event);
+        } else {
+            self.queue.push(event);
+        }
+    }
+
+    /// Whether an event raised now runs its callbacks on this thread, at once: inline
+    /// dispatch, outside any callback. Such data needs no flow-control accounting.
+    pub(crate) fn runs_here(&self) -> bool {
+        self.dispatch == Dispatch::Inline && crate::dispatch::dispatching_context() == 0
+    }
+
+    /// Inline dispatch: runs the callbacks of `event` here, on the network thread that raised
+    /// it. The event's own task raised it, so one connection's events stay in order and never
+    /// overlap. Events without such a task, or raised from inside a callback (which must not
+    /// nest), go to the side lane.
+    fn run_inline(&self, event: Event) {
+        let side = matches!(event, Event::Log { .. } | Event::InterfaceChanged { .. })
+            || !self.runs_here();
+        if side {
+            self.queue.push(event);
+            self.schedule_lane();
+            return;
+        }
+        self.while_callbacks_allowed(|| {
+            self.run_here(&mut std::iter::once(event), false);
+        });
+    }
+
+    /// Runs `events`' callbacks on this thread; `counted`: their data was counted for flow
+    /// control when queued. Returns how many host callbacks ran.
+    fn run_here(&self, events: &mut dyn Iterator<Item = Event>, counted: bool) -> usize {
+        events::run_batch(
+            self.id,
+            &*self.host,
+            &|| self.is_closing(),
+            &self.backlog,
+            events,
+            counted,
+        )
+    }
+
+    /// Runs `callbacks` unless the context is freed, counted in `inline.running` so freeing
+    /// can wait until no inline callback runs.
+    fn while_callbacks_allowed(&self, callbacks: impl FnOnce()) {
+        let inline = &self.inline;
+        inline.running.fetch_add(1, Ordering::SeqCst);
+        // SeqCst with `end_inline_callbacks`: either it sees this counted, or this sees the
+        // context over (and the event is dropped: nobody may be called any more).
+        if !inline.over.load(Ordering::SeqCst) {
+            callbacks();
+        }
+        inline.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Makes sure a task runs the side lane (inline dispatch). Before the network runs, the
+    /// events wait for it (or for the context's end).
+    fn schedule_lane(&self) {
+        let Some(runtime) = self.runtime.get() else {
+            return;
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        if self.inline.lane_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        runtime.spawn(async move { me.run_lane() });
+    }
+
+    /// Runs what waits in the side lane, in order, then stops (scheduled again by the next).
+    fn run_lane(&self) {
+        let mut batch = VecDeque::new();
+        loop {
+            self.while_callbacks_allowed(|| {
+                if self.queue.take(Some(Duration::ZERO), false, &mut batch) {
+                    self.run_here(&mut batch.drain(..), true);
+                }
+            });
+            self.inline.lane_scheduled.store(false, Ordering::SeqCst);
+            // An event queued after the take but before the flag fell found it still set.
+            if self.queue.is_empty()
+                || self.inline.over.load(Ordering::SeqCst)
+                || self.inline.lane_scheduled.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Inline dispatch, freeing the context: from now on no callback starts; returns once none
+    /// runs. What is left in the side lane is then run by the caller (`drain_inline`).
+    pub(crate) fn end_inline_callbacks(&self) {
+        self.inline.over.store(true, Ordering::SeqCst);
+        while self.inline.running.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Runs the side lane's last events on this thread (after `end_inline_callbacks`).
+    pub(crate) fn drain_inline(&self) {
+        let mut batch = VecDeque::new();
+        while self.queue.take(Some(Duration::ZERO), false, &mut batch) {
+            self.run_here(&mut batch.drain(..), true);
+        }
     }
 
     /// Runs one batch of waiting events on this thread (waiting up to `timeout` for one; None:
@@ -114,13 +259,7 @@ impl Shared {
         {
             return None;
         }
-        Some(events::run_batch(
-            self.id,
-            &*self.host,
-            &|| self.is_closing(),
-            &self.backlog,
-            batch,
-        ))
+        Some(self.run_here(&mut batch.drain(..), true))
     }
 }
 

@@ -41,7 +41,7 @@ fn accept_lines(ctx: &Ctx) -> Vec<String> {
 
 #[test]
 fn out_of_descriptors_is_counted_logged_once_a_second_and_recovers() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     echo_with(&ctx, b"\n");
     let (server, port) = ctx.listen(b"\n");
     std::thread::sleep(Duration::from_millis(100));

@@ -45,7 +45,7 @@ fn null_context_everywhere() {
 #[test]
 fn bad_context_arguments() {
     unsafe {
-        assert!(xt_context_new(null(), 2).is_null());
+        assert!(xt_context_new(null(), 3).is_null());
         assert_eq!(xt_last_error(), XT_ERR_INVALID_ARGUMENT);
         let mut t = XtCallbacks {
             struct_size: 0,
@@ -70,7 +70,7 @@ fn bad_context_arguments() {
 
 #[test]
 fn zero_stale_and_wrong_kind_ids() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"\n");
     let c = client(port);
     let (conn, _) = ctx.wait_new(0);
@@ -119,7 +119,7 @@ fn zero_stale_and_wrong_kind_ids() {
 
 #[test]
 fn null_or_oversized_buffers_and_bad_strings() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     unsafe {
         assert_eq!(xt_start_tcp_listener(ctx.ptr, 0, null(), 2), 0);
         assert_eq!(xt_last_error(), XT_ERR_INVALID_ARGUMENT);
@@ -176,7 +176,7 @@ fn null_or_oversized_buffers_and_bad_strings() {
 
 #[test]
 fn options_validate_and_round_trip() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     unsafe {
         assert_eq!(xt_get_option(ctx.ptr, XT_OPT_MAX_MESSAGE_LEN), 1 << 20);
         assert_eq!(xt_get_option(ctx.ptr, XT_OPT_WRITE_QUEUE_LIMIT), 8 << 20);
@@ -217,7 +217,7 @@ fn options_validate_and_round_trip() {
 
 #[test]
 fn port_zero_picks_a_free_port() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (a, pa) = ctx.listen(b"\n");
     let (b, pb) = ctx.listen(b"\n");
     assert_ne!(a, b);
@@ -227,7 +227,7 @@ fn port_zero_picks_a_free_port() {
 
 #[test]
 fn privileged_ports_give_107_unless_allowed() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     for port in [1u16, 80, 1023] {
         assert_eq!(
             unsafe { xt_start_tcp_listener(ctx.ptr, port, null(), 0) },
@@ -253,7 +253,7 @@ fn privileged_ports_give_107_unless_allowed() {
 
 #[test]
 fn a_busy_port_gives_105() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let other = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = other.local_addr().unwrap().port();
     assert_eq!(
@@ -272,7 +272,7 @@ fn a_busy_port_gives_105() {
 
 #[test]
 fn a_bind_address_restricts_the_listener() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     assert_eq!(
         unsafe { xt_set_bind_address(ctx.ptr, c"127.0.0.1".as_ptr()) },
         XT_OK
@@ -308,7 +308,7 @@ fn kernel_backlog(port: u16) -> Option<u32> {
 
 #[test]
 fn listen_backlog_option_applies() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, default_port) = ctx.listen(b"\n");
     ctx.set(XT_OPT_LISTEN_BACKLOG, 7);
     let (_, port) = ctx.listen(b"\n");

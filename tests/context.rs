@@ -18,7 +18,7 @@ fn readable(fd: i32) -> bool {
 
 #[test]
 fn thread_dispatch_runs_every_callback_on_one_thread_one_at_a_time() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     echo_with(&ctx, b"\n");
     let (_, port) = ctx.listen(b"\n");
     let mut clients: Vec<_> = (0..8).map(|_| client(port)).collect();
@@ -210,7 +210,7 @@ fn free_while_new_connection_waits_for_a_poll_that_never_comes() {
 
 #[test]
 fn free_from_inside_a_callback_is_refused_and_later_works() {
-    let mut ctx = Ctx::thread();
+    let mut ctx = Ctx::for_suite();
     let refused = Arc::new(AtomicBool::new(false));
     let r2 = refused.clone();
     ctx.on_new(move |r, _, _| {
@@ -252,11 +252,7 @@ fn an_older_smaller_callback_table_is_honoured() {
     t.struct_size = std::mem::offset_of!(XtCallbacks, data_available) as u32;
     let ptr = unsafe { xt_context_new(&t, 0) };
     assert!(!ptr.is_null());
-    rec.ctx.store(ptr, Ordering::SeqCst);
-    let ctx = Ctx {
-        ptr,
-        rec: rec.clone(),
-    };
+    let ctx = Ctx::adopt(ptr, rec.clone());
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
     c.write_all(b"data nobody asked for\n").unwrap();
@@ -277,7 +273,7 @@ fn an_older_smaller_callback_table_is_honoured() {
 
 #[test]
 fn every_call_works_from_inside_callbacks() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
     ctx.on_data(move |r, id, _| {
@@ -311,7 +307,7 @@ fn every_call_works_from_inside_callbacks() {
 
 #[test]
 fn no_library_lock_is_held_while_a_callback_runs() {
-    let ctx = Arc::new(Ctx::thread());
+    let ctx = Arc::new(Ctx::for_suite());
     let release = Arc::new(AtomicBool::new(false));
     let r2 = release.clone();
     ctx.on_data(move |_, _, _| {
@@ -361,7 +357,7 @@ fn the_panic_boundary_turns_a_panic_into_an_error_code() {
         .to_owned();
     assert!(msg.contains("deliberate panic"), "{msg}");
     // The library keeps working afterwards.
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.listen(b"\n");
 }
 
@@ -438,8 +434,7 @@ fn xt_poll_counts_the_host_callbacks_it_ran_not_internal_events() {
     t.socket_error = None;
     t.log = None;
     let ptr = unsafe { xt_context_new(&t, XtDispatch::XT_DISPATCH_POLL as u32) };
-    rec.ctx.store(ptr, Ordering::SeqCst);
-    let ctx = Ctx { ptr, rec };
+    let ctx = Ctx::adopt(ptr, rec);
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
     c.write_all(b"a\nb\nc\n").unwrap();

@@ -74,7 +74,7 @@ fn expected() -> Vec<Vec<u8>> {
 
 #[test]
 fn a_header_line_then_a_binary_block_at_every_split_of_the_stream() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     header_then_block_host(&ctx);
     let (_, port) = ctx.listen(b"\r\n");
     for cut in 0..=STREAM.len() {
@@ -97,7 +97,7 @@ fn a_header_line_then_a_binary_block_at_every_split_of_the_stream() {
 
 #[test]
 fn raw_and_length_modes_set_from_another_thread_and_a_timeout_for_unterminated_replies() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.listen(b"\r\n");
     let mut c = client(port);
     let (id, _) = ctx.wait_new(0);
@@ -159,7 +159,7 @@ fn raw_and_length_modes_set_from_another_thread_and_a_timeout_for_unterminated_r
 
 #[test]
 fn bad_framing_arguments_are_refused_and_change_nothing() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     echo_with(&ctx, b"\r\n");
     let (_, port) = ctx.listen(b"\r\n");
     let mut c = client(port);
@@ -219,7 +219,7 @@ fn outgoing_and_tls_connections_switch_framing_too() {
     // Outgoing: the client side reads a header then a block from a plain TCP peer.
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     header_then_block_host(&ctx);
     let id = ctx.connect("127.0.0.1", port, b"\r\n");
     let (mut peer, _) = server.accept().unwrap();
@@ -237,13 +237,13 @@ fn outgoing_and_tls_connections_switch_framing_too() {
     assert_eq!(ctx.data_of(id), expected());
 
     // TLS: an accepted TLS connection, the stream sent by an xtnet TLS client in one write.
-    let server = Ctx::thread();
+    let server = Ctx::for_suite();
     header_then_block_host(&server);
     let sid =
         unsafe { xt_start_tls_listener(server.ptr, 0, b"\r\n".as_ptr(), 2, std::ptr::null()) };
     assert_ne!(sid, 0, "{}", last_error_text());
     let tport = unsafe { xt_listener_port(server.ptr, sid) };
-    let client = Ctx::thread();
+    let client = Ctx::for_suite();
     let opts = XtTlsOptions {
         struct_size: std::mem::size_of::<XtTlsOptions>() as u32,
         trust: XT_TRUST_ANY,

@@ -20,7 +20,7 @@ fn set_body(resp: *mut XtHttpResponse, body: &str) {
 
 #[test]
 fn get_with_query_sees_decoded_path_raw_query_fields_headers_and_requester() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.html();
     let mut s = connect(port);
     let client_port = s.local_addr().unwrap().port();
@@ -57,7 +57,7 @@ fn get_with_query_sees_decoded_path_raw_query_fields_headers_and_requester() {
 
 #[test]
 fn header_and_form_lookups() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -96,7 +96,7 @@ fn header_and_form_lookups() {
 
 #[test]
 fn post_urlencoded_and_multipart_with_a_file() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let form = b"name=Porch+Light&level=%3E50&empty=";
     let req = format!(
@@ -149,7 +149,7 @@ fn post_urlencoded_and_multipart_with_a_file() {
 
 #[test]
 fn head_keep_alive_pipelining_chunked_and_expect_continue() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     // HEAD: no body, the Content-Length of the GET.
     let head = request(port, b"HEAD /page HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -205,7 +205,7 @@ fn head_keep_alive_pipelining_chunked_and_expect_continue() {
 
 #[test]
 fn status_headers_and_body_set_inline_and_bad_values_refused() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let codes = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let c2 = codes.clone();
@@ -275,8 +275,7 @@ fn no_page_request_callback_answers_404() {
     let mut t = table(&rec);
     t.page_request = None;
     let ptr = unsafe { xt_context_new(&t, 0) };
-    rec.ctx.store(ptr, Ordering::SeqCst);
-    let ctx = Ctx { ptr, rec };
+    let ctx = Ctx::adopt(ptr, rec);
     let (_, port) = ctx.html();
     assert_eq!(
         request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status,
@@ -286,7 +285,7 @@ fn no_page_request_callback_answers_404() {
 
 #[test]
 fn request_and_response_cannot_be_used_after_the_callback() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let kept = Arc::new(parking_lot::Mutex::new((0usize, 0usize)));
     let k2 = kept.clone();
@@ -315,7 +314,7 @@ fn request_and_response_cannot_be_used_after_the_callback() {
 
 #[test]
 fn list_accessors_refuse_bad_indexes_and_null_outputs() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -364,7 +363,7 @@ fn list_accessors_refuse_bad_indexes_and_null_outputs() {
 
 #[test]
 fn limits_answer_431_413_408_400_and_the_host_is_not_asked() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_MAX_HEADER_BYTES, 2048);
     ctx.set(XT_OPT_HTTP_MAX_BODY_BYTES, 1000);
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
@@ -430,7 +429,7 @@ fn limits_answer_431_413_408_400_and_the_host_is_not_asked() {
 
 #[test]
 fn trickling_connections_do_not_stop_a_normal_client() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let mut slow: Vec<_> = (0..500).map(|_| connect(port)).collect();
     for (i, s) in slow.iter_mut().enumerate() {
@@ -468,7 +467,7 @@ fn poll_mode_answers_inside_xt_poll() {
 
 #[test]
 fn stop_closes_connections_and_no_callback_runs_after() {
-    let ctx = Arc::new(Ctx::thread());
+    let ctx = Arc::new(Ctx::for_suite());
     let (server, port) = ctx.html();
     let calls = Arc::new(AtomicUsize::new(0));
     let c2 = calls.clone();
@@ -511,7 +510,7 @@ fn stop_closes_connections_and_no_callback_runs_after() {
 
 #[test]
 fn stop_from_inside_the_callback() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     ctx.on_page(|r, server, _, _, resp| {
         assert!(unsafe { xt_stop_html_listener(r.ctx(), server) });
@@ -524,7 +523,7 @@ fn stop_from_inside_the_callback() {
 
 #[test]
 fn wrong_kind_and_bad_ids() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (tcp, _) = ctx.listen(b"\n");
     let (http, _) = ctx.html();
     unsafe {
@@ -542,7 +541,7 @@ fn wrong_kind_and_bad_ids() {
 
 #[test]
 fn freeing_the_context_does_not_wait_for_a_client_that_keeps_its_socket() {
-    let mut ctx = Ctx::thread();
+    let mut ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     // The answer ends the connection (Connection: close); the server lingers for the client's
     // close, for up to 2 s — but not when the context is freed.
@@ -562,7 +561,7 @@ fn freeing_the_context_does_not_wait_for_a_client_that_keeps_its_socket() {
 
 #[test]
 fn a_client_that_half_closes_after_its_request_is_answered() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     ctx.on_page(|_, _, _, _, resp| set_body(resp, "hello"));
     for req in [
@@ -586,7 +585,7 @@ fn a_client_that_half_closes_after_its_request_is_answered() {
 
 #[test]
 fn a_missing_or_repeated_host_header_gets_400_without_asking_the_host() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     // RFC 9112 §3.2: HTTP/1.1 needs exactly one Host; no request may carry two.
     for req in [
@@ -610,7 +609,7 @@ fn a_missing_or_repeated_host_header_gets_400_without_asking_the_host() {
 
 #[test]
 fn a_status_without_a_standard_phrase_gets_its_class_name() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     ctx.on_page(|_, _, page, _, resp| unsafe {
         let status: u16 = page.path.trim_start_matches('/').parse().unwrap();
@@ -641,7 +640,7 @@ fn a_status_without_a_standard_phrase_gets_its_class_name() {
 /// that keeps a (slow) LAN pace is read whole.
 #[test]
 fn a_body_that_stops_arriving_is_timed_out_with_408() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
     let (_, port) = ctx.html();
     ctx.on_page(|_, _, page, _, resp| set_body(resp, &format!("got {}", page.body.len())));
@@ -707,7 +706,7 @@ fn a_body_that_stops_arriving_is_timed_out_with_408() {
 
 #[test]
 fn a_normal_client_is_served_beside_300_stalled_bodies() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 1000);
     let (_, port) = ctx.html();
     let mut stalled: Vec<_> = (0..300)
@@ -744,7 +743,7 @@ fn a_normal_client_is_served_beside_300_stalled_bodies() {
 /// threads answer with xt_http_reply; keep-alive and pipelined requests stay in order.
 #[test]
 fn deferred_requests_are_answered_later_from_other_threads_in_order() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.html();
     let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
     let tx = parking_lot::Mutex::new(tx);
@@ -827,7 +826,7 @@ fn deferred_requests_are_answered_later_from_other_threads_in_order() {
 
 #[test]
 fn a_deferred_request_not_answered_in_time_gets_504_and_a_late_reply_106() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_DEFER_TIMEOUT_MS, 300);
     let (_, port) = ctx.html();
     let ids = Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -900,7 +899,7 @@ fn a_deferred_request_not_answered_in_time_gets_504_and_a_late_reply_106() {
 
 #[test]
 fn a_deferred_request_whose_client_left_or_whose_listener_stopped_is_gone() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.html();
     let ids = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let seen = ids.clone();

@@ -152,10 +152,10 @@ fn a_panic_in_one_connection_ends_only_that_one_poll_dispatch() {
 
 #[test]
 fn a_panic_in_an_outgoing_connection_is_contained_too() {
-    let server = Ctx::thread();
+    let server = Ctx::for_suite();
     echo_with(&server, b"\n");
     let (_, port) = server.listen(b"\n");
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let a = ctx.connect("127.0.0.1", port, b"\n");
     let b = ctx.connect("127.0.0.1", port, b"\n");
     ctx.wait_until("both connected", Duration::from_secs(10), |evs| {
@@ -176,7 +176,7 @@ fn a_panic_in_an_outgoing_connection_is_contained_too() {
 
 #[test]
 fn bad_ids_for_the_debug_call() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, _) = ctx.listen(b"\n");
     assert_eq!(
         unsafe { xt_debug_panic_connection(std::ptr::null_mut(), 1) },

@@ -56,7 +56,7 @@ impl Net {
     /// A context in L (threaded dispatch) with `XT_OPT_PEER_LOOKUP_MS` = `lookup_ms`.
     fn context(&mut self, lookup_ms: i64) -> Arc<Ctx> {
         self.lab.run(&self.l, move || {
-            let ctx = Arc::new(Ctx::thread());
+            let ctx = Arc::new(Ctx::for_suite());
             ctx.set(XT_OPT_PEER_LOOKUP_MS, lookup_ms);
             ctx
         })
@@ -319,7 +319,7 @@ fn http_requests_carry_the_requesters_identity() {
 
 #[test]
 fn loopback_peers_are_answered_at_once_without_lookups() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_PEER_LOOKUP_MS, 60_000);
     let (_, port) = ctx.listen(b"\n");
     for host in ["127.0.0.1", "::1"] {

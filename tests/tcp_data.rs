@@ -17,7 +17,7 @@ fn trickle(c: &mut std::net::TcpStream, data: &[u8], piece: usize) {
 
 #[test]
 fn binary_boundary_split_across_reads_with_empty_messages_and_a_remainder() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let boundary: &[u8] = &[0x00, 0xff, 0x00];
     let (_, port) = ctx.listen(boundary);
     let mut c = client(port);
@@ -46,7 +46,7 @@ fn binary_boundary_split_across_reads_with_empty_messages_and_a_remainder() {
 
 #[test]
 fn many_messages_in_one_read_and_one_message_over_many_reads() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.listen(b"\r\n");
     let mut c = client(port);
     let mut burst = Vec::new();
@@ -71,7 +71,7 @@ fn many_messages_in_one_read_and_one_message_over_many_reads() {
 
 #[test]
 fn no_boundary_delivers_raw_chunks_that_add_up() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.listen(b"");
     let mut c = client(port);
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
@@ -86,7 +86,7 @@ fn no_boundary_delivers_raw_chunks_that_add_up() {
 
 #[test]
 fn a_message_longer_than_the_maximum_ends_the_connection_with_108() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_MAX_MESSAGE_LEN, 1000);
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
@@ -123,7 +123,7 @@ fn a_message_longer_than_the_maximum_ends_the_connection_with_108() {
 
 #[test]
 fn sends_keep_call_order_from_many_threads_and_callbacks() {
-    let ctx = Arc::new(Ctx::thread());
+    let ctx = Arc::new(Ctx::for_suite());
     let (_, port) = ctx.listen(b"\n");
     // Each incoming message is answered from inside the callback too.
     ctx.on_data(|r, id, data| {
@@ -172,7 +172,7 @@ fn sends_keep_call_order_from_many_threads_and_callbacks() {
 
 #[test]
 fn the_write_queue_limit_refuses_whole_sends_and_loses_nothing() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_WRITE_QUEUE_LIMIT, 256 << 10);
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
@@ -205,7 +205,7 @@ fn the_write_queue_limit_refuses_whole_sends_and_loses_nothing() {
 
 #[test]
 fn slow_host_pauses_reading_and_no_message_is_lost() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let gate = Arc::new(AtomicBool::new(false));
     let g = gate.clone();
     ctx.on_data(move |_, _, _| {
@@ -269,7 +269,7 @@ fn slow_host_pauses_reading_and_no_message_is_lost() {
 
 #[test]
 fn idle_connections_time_out_and_active_ones_do_not() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_IDLE_TIMEOUT_MS, 300);
     let (_, port) = ctx.listen(b"\n");
     let _idle = client(port);
@@ -299,7 +299,7 @@ fn the_whole_context_stops_reading_at_its_backlog_limit_and_loses_nothing() {
     const CONNS: usize = 320;
     const LINE: usize = 1024;
     const LINES: usize = 320;
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.rec.skip_data.store(true, Ordering::SeqCst);
     let gate = Arc::new(AtomicBool::new(false));
     let (g, lines, bad) = (

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[test]
 fn echo_and_event_order_for_an_accepted_connection() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     echo_with(&ctx, b"\r\n");
     let (server, port) = ctx.listen(b"\r\n");
     let mut c = client(port);
@@ -36,7 +36,7 @@ fn echo_and_event_order_for_an_accepted_connection() {
 
 #[test]
 fn connection_info_is_filled_as_the_contract_says() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"\n");
     let c = client(port);
     let peer_port = c.local_addr().unwrap().port();
@@ -63,7 +63,7 @@ fn connection_info_is_filled_as_the_contract_says() {
 
 #[test]
 fn listeners_are_dual_stack_and_ipv6_peers_show_as_ipv6() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.listen(b"\n");
     let Ok(c6) = TcpStream::connect(("::1", port)) else {
         eprintln!("NOTE: no IPv6 loopback on this machine; dual-stack test skipped");
@@ -79,7 +79,7 @@ fn listeners_are_dual_stack_and_ipv6_peers_show_as_ipv6() {
 
 #[test]
 fn refused_connections_close_at_once_and_get_no_more_events() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.on_new(|_, _, _| false);
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
@@ -106,8 +106,7 @@ fn no_new_connection_callback_accepts_everything() {
     t.new_connection = None;
     let ptr = unsafe { xt_context_new(&t, 0) };
     assert!(!ptr.is_null());
-    rec.ctx.store(ptr, std::sync::atomic::Ordering::SeqCst);
-    let mut ctx = Ctx { ptr, rec };
+    let mut ctx = Ctx::adopt(ptr, rec);
     echo_with(&ctx, b"\n");
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
@@ -118,7 +117,7 @@ fn no_new_connection_callback_accepts_everything() {
 
 #[test]
 fn host_disconnect_flushes_then_ends_with_102() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);
     let (id, _) = ctx.wait_new(0);
@@ -144,7 +143,7 @@ fn host_disconnect_flushes_then_ends_with_102() {
 
 #[test]
 fn disconnect_from_inside_the_data_callback() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.on_data(|r, id, data| {
         assert_eq!(r.send(id, b"bye "), XT_OK);
         assert_eq!(r.send(id, data), XT_OK);
@@ -160,7 +159,7 @@ fn disconnect_from_inside_the_data_callback() {
 
 #[test]
 fn stopping_a_listener_ends_its_connections_and_frees_the_port() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"\n");
     let (other, other_port) = ctx.listen(b"\n");
     let mut a = client(port);
@@ -195,7 +194,7 @@ fn stopping_a_listener_ends_its_connections_and_frees_the_port() {
 
 #[test]
 fn stopping_the_listener_from_its_own_new_connection_callback() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"\n");
     ctx.on_new(move |r, _, info| {
         assert!(unsafe { xt_stop_tcp_listener(r.ctx(), info.server_id) });
@@ -212,7 +211,7 @@ fn stopping_the_listener_from_its_own_new_connection_callback() {
 
 #[test]
 fn connections_pending_when_the_listener_stops_are_dropped_silently() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
     let (server, port) = ctx.listen(b"\n");
     let g = gate.clone();
@@ -246,7 +245,7 @@ fn connections_pending_when_the_listener_stops_are_dropped_silently() {
 
 #[test]
 fn listeners_starting_and_stopping_are_logged() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"\r\n");
     assert!(unsafe { xt_stop_tcp_listener(ctx.ptr, server) });
     let evs = ctx.wait_until("two log lines", Duration::from_secs(5), |evs| {
@@ -272,7 +271,7 @@ fn listeners_starting_and_stopping_are_logged() {
 
 #[test]
 fn a_greeting_sent_from_new_connection_arrives_once_accepted() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.on_new(|r, id, _| {
         assert_eq!(r.send(id, b"welcome\n"), XT_OK);
         true
@@ -284,7 +283,7 @@ fn a_greeting_sent_from_new_connection_arrives_once_accepted() {
 
 #[test]
 fn a_greeting_to_a_refused_connection_is_never_sent() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.on_new(|r, id, _| {
         assert_eq!(r.send(id, b"you will not see this\n"), XT_OK);
         false
@@ -297,7 +296,7 @@ fn a_greeting_to_a_refused_connection_is_never_sent() {
 #[test]
 fn a_peer_that_half_closes_still_gets_its_replies() {
     // Like `printf 'a\nb\n' | nc -N host port`: the peer sends, shuts its side, then reads.
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     echo_with(&ctx, b"\n");
     let (_, port) = ctx.listen(b"\n");
     let mut c = client(port);

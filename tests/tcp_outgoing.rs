@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn outgoing_connection_connects_frames_and_ends_with_102() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let peer = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = peer.local_addr().unwrap().port();
     let id = ctx.connect("127.0.0.1", port, b"\r\n");
@@ -54,7 +54,7 @@ fn outgoing_connection_connects_frames_and_ends_with_102() {
 
 #[test]
 fn outgoing_to_ipv6_and_by_name() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     if let Ok(peer6) = TcpListener::bind("[::1]:0") {
         let id = ctx.connect("::1", peer6.local_addr().unwrap().port(), b"\n");
         let _s = peer6.accept().unwrap();
@@ -79,7 +79,7 @@ fn outgoing_to_ipv6_and_by_name() {
 
 #[test]
 fn refused_connect_gives_one_socket_error_with_the_system_code() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -98,7 +98,7 @@ fn refused_connect_gives_one_socket_error_with_the_system_code() {
 
 #[test]
 fn unresolvable_name_gives_103() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_CONNECT_TIMEOUT_MS, 60_000);
     let id = ctx.connect("no-such-host.invalid", 80, b"\n");
     assert_ne!(id, 0);
@@ -130,7 +130,7 @@ fn unanswered_listener() -> ((socket2::Socket, Vec<std::net::TcpStream>), u16) {
 #[test]
 fn connect_timeout_gives_etimedout() {
     let (_unanswered, port) = unanswered_listener();
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_CONNECT_TIMEOUT_MS, 300);
     let start = Instant::now();
     let id = ctx.connect("127.0.0.1", port, b"\n");
@@ -143,7 +143,7 @@ fn connect_timeout_gives_etimedout() {
 #[test]
 fn disconnect_while_connecting_ends_it_with_102() {
     let (_unanswered, port) = unanswered_listener();
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let id = ctx.connect("127.0.0.1", port, b"\n");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(unsafe { xt_disconnect(ctx.ptr, id) }, XT_OK);
@@ -154,7 +154,7 @@ fn disconnect_while_connecting_ends_it_with_102() {
 
 #[test]
 fn library_to_library_echo_with_both_sides_in_one_context() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (server, port) = ctx.listen(b"|");
     ctx.on_data(move |r, id, data| {
         // Only the accepted side echoes; the outgoing side just records.

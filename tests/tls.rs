@@ -232,7 +232,7 @@ fn echo_round(ctx: &Ctx, id: u64, line: &str) {
 fn a_ca_file_trusts_the_server_and_the_info_carries_its_fingerprint_and_protocol() {
     let pki = Pki::new("ca");
     let server = Server::start(&pki, "server.pem", "server.key", &[]);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let o = options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None);
     // By name (SNI and the name checked) and by IP address (checked against the IP entry).
     for host in ["localhost", "127.0.0.1"] {
@@ -269,7 +269,7 @@ fn untrusted_certificates_end_with_1011_and_the_fingerprint_to_pin() {
     let pki = Pki::new("untrusted");
     let server = Server::start(&pki, "server.pem", "server.key", &[]);
     let device = Server::start(&pki, "device.pem", "device.key", &[]);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let want = pki.fingerprint("server.pem");
     let cases = [
         // The web's roots do not know this CA.
@@ -345,7 +345,7 @@ fn untrusted_certificates_end_with_1011_and_the_fingerprint_to_pin() {
 fn a_pin_trusts_a_device_whatever_its_names_and_any_trusts_on_first_use() {
     let pki = Pki::new("pin");
     let device = Server::start(&pki, "device.pem", "device.key", &[]);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     // Trust on first use: accept, read the fingerprint...
     let id = open(
         &ctx,
@@ -374,7 +374,7 @@ fn a_pin_trusts_a_device_whatever_its_names_and_any_trusts_on_first_use() {
 fn tls_1_2_and_a_peer_that_does_not_speak_tls() {
     let pki = Pki::new("versions");
     let server = Server::start(&pki, "server.pem", "server.key", &["--max-version", "1.2"]);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let o = options(XT_TRUST_CA_FILE, Some(&pki.path("ca.pem")), None, None);
     let id = open(&ctx, "localhost", server.port, Some(&o));
     assert_eq!(ctx.wait_connected(id).tls_protocol, "TLSv1.2");
@@ -408,7 +408,7 @@ fn tls_1_2_and_a_peer_that_does_not_speak_tls() {
 #[test]
 fn bad_tls_options_are_refused_at_the_call() {
     let pki = Pki::new("badclient");
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let host = c"localhost";
     let call = |o: &Options| unsafe {
         xt_open_tls_connection(ctx.ptr, host.as_ptr(), 443, std::ptr::null(), 0, &o.raw)
@@ -499,7 +499,7 @@ fn tls_listen(ctx: &Ctx, o: Option<&Options>) -> (u32, u16) {
 
 #[test]
 fn a_self_signed_listener_is_pinned_by_its_fingerprint() {
-    let server = Ctx::thread();
+    let server = Ctx::for_suite();
     echo_with(&server, b"\n");
     let (id, port) = tls_listen(&server, None);
     let fp = unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(server.ptr, id)) }
@@ -522,7 +522,7 @@ fn a_self_signed_listener_is_pinned_by_its_fingerprint() {
         Some(fp.as_str())
     );
     // An xtnet client that pins it talks to it; the server's events carry the protocol.
-    let client = Ctx::thread();
+    let client = Ctx::for_suite();
     let id_c = open(
         &client,
         "127.0.0.1",
@@ -553,7 +553,7 @@ fn a_self_signed_listener_is_pinned_by_its_fingerprint() {
 #[test]
 fn a_listener_with_a_pem_certificate_serves_python_ssl_and_ignores_non_tls_clients() {
     let pki = Pki::new("listener");
-    let server = Ctx::thread();
+    let server = Ctx::for_suite();
     server.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
     echo_with(&server, b"\n");
     let o = cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
@@ -613,7 +613,7 @@ fn a_listener_with_a_pem_certificate_serves_python_ssl_and_ignores_non_tls_clien
 #[test]
 fn bad_listener_certificates_are_refused_at_the_call() {
     let pki = Pki::new("badlistener");
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let call =
         |o: &Options| unsafe { xt_start_tls_listener(ctx.ptr, 0, std::ptr::null(), 0, &o.raw) };
     for (what, o) in [
@@ -688,7 +688,7 @@ fn answer_with_tls_info(ctx: &Ctx) {
 #[test]
 fn curl_gets_pages_over_https_with_keep_alive_and_plain_http_is_refused() {
     let pki = Pki::new("https");
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 500);
     answer_with_tls_info(&ctx);
     let o = cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key")));
@@ -736,7 +736,7 @@ fn curl_gets_pages_over_https_with_keep_alive_and_plain_http_is_refused() {
 
 #[test]
 fn a_self_signed_https_listener_answers_a_408_through_tls_to_a_slow_head() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_HTTP_REQUEST_TIMEOUT_MS, 300);
     answer_with_tls_info(&ctx);
     let (id, port) = https_listen(&ctx, None);
@@ -783,7 +783,7 @@ fn a_self_signed_https_listener_answers_a_408_through_tls_to_a_slow_head() {
 #[test]
 fn client_certificates_on_https_and_tls_listeners() {
     let pki = Pki::new("clientcert");
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     answer_with_tls_info(&ctx);
     let o = with_ca(
         cert_options(Some(&pki.path("server.pem")), Some(&pki.path("server.key"))),
@@ -822,11 +822,11 @@ fn client_certificates_on_https_and_tls_listeners() {
     assert_eq!(ctx.pages().len(), 1);
 
     // An xtnet client presents its certificate to an xtnet TLS listener that asks for one.
-    let server = Ctx::thread();
+    let server = Ctx::for_suite();
     echo_with(&server, b"\n");
     let so = with_ca(cert_options(None, None), &pki.path("ca.pem"));
     let (_, tport) = tls_listen(&server, Some(&so));
-    let client = Ctx::thread();
+    let client = Ctx::for_suite();
     let mut co = options(XT_TRUST_ANY, None, None, None);
     let (c, k) = (
         CString::new(pki.path("client.pem")).unwrap(),

@@ -18,7 +18,7 @@ fn peer(addr: &str) -> UdpSocket {
 
 #[test]
 fn datagrams_arrive_whole_with_sender_and_local_port() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (id, port) = ctx.udp(0);
     let p = peer("127.0.0.1:0");
     let big = vec![0xabu8; 65507];
@@ -42,7 +42,7 @@ fn datagrams_arrive_whole_with_sender_and_local_port() {
 
 #[test]
 fn ipv6_datagrams_and_replies() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (id, port) = ctx.udp(0);
     let Ok(p) = UdpSocket::bind("[::1]:0") else {
         eprintln!("NOTE: no IPv6 loopback; skipped");
@@ -62,7 +62,7 @@ fn ipv6_datagrams_and_replies() {
 
 #[test]
 fn replies_come_from_the_listening_port_inside_and_outside_callbacks() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (id, port) = ctx.udp(0);
     ctx.on_datagram(|r, server, data, info| {
         let mut reply = b"echo:".to_vec();
@@ -108,7 +108,7 @@ fn replies_come_from_the_listening_port_inside_and_outside_callbacks() {
 
 #[test]
 fn bad_input_gives_documented_codes_and_the_listener_keeps_working() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (id, port) = ctx.udp(0);
     let (tcp, _) = ctx.listen(b"\n");
     let g = |s: &str| CString::new(s).unwrap();
@@ -209,8 +209,8 @@ fn bad_input_gives_documented_codes_and_the_listener_keeps_working() {
 
 #[test]
 fn udp_ports_are_shared_and_tcp_ports_are_not() {
-    let a = Ctx::thread();
-    let b = Ctx::thread();
+    let a = Ctx::for_suite();
+    let b = Ctx::for_suite();
     let (_, port) = a.udp(0);
     let (_, same) = b.udp(port);
     assert_eq!(same, port, "two contexts share a UDP port");
@@ -230,7 +230,7 @@ fn udp_ports_are_shared_and_tcp_ports_are_not() {
 
 #[test]
 fn no_callback_after_stop_returns_and_the_port_is_free() {
-    let ctx = Arc::new(Ctx::thread());
+    let ctx = Arc::new(Ctx::for_suite());
     let (id, port) = ctx.udp(0);
     let flooding = Arc::new(AtomicBool::new(true));
     let f2 = flooding.clone();
@@ -268,7 +268,7 @@ fn no_callback_after_stop_returns_and_the_port_is_free() {
 
 #[test]
 fn stopping_from_its_own_callback() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let (_, port) = ctx.udp(0);
     ctx.on_datagram(|r, server, _, _| {
         assert!(unsafe { xt_stop_udp_listener(r.ctx(), server) });
@@ -288,7 +288,7 @@ fn stopping_from_its_own_callback() {
 
 #[test]
 fn a_stalled_host_drops_datagrams_and_counts_every_one() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.rec.skip_data.store(true, Ordering::SeqCst);
     let (id, port) = ctx.udp(0);
     let gate = Arc::new(AtomicBool::new(false));
@@ -330,7 +330,7 @@ fn a_stalled_host_drops_datagrams_and_counts_every_one() {
 
 #[test]
 fn no_callback_after_the_context_is_freed() {
-    let mut ctx = Ctx::thread();
+    let mut ctx = Ctx::for_suite();
     let (_, port) = ctx.udp(0);
     let count = Arc::new(AtomicUsize::new(0));
     let c2 = count.clone();

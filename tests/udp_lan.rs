@@ -61,7 +61,7 @@ impl Net {
     /// A context with a UDP listener on `port`, made inside `side`.
     fn udp(&mut self, side: Side, port: u16) -> (Arc<Ctx>, u32) {
         self.run(side, move || {
-            let ctx = Arc::new(Ctx::thread());
+            let ctx = Arc::new(Ctx::for_suite());
             let (id, _) = ctx.udp(port);
             (ctx, id)
         })
@@ -461,7 +461,7 @@ fn on_a_host_whose_only_interface_is_loopback_a_join_uses_loopback() {
     let mut lab = Lab::new();
     let solo = lab.namespace("solo"); // loopback only, no LAN at all
     lab.run(&solo, || {
-        let ctx = Ctx::thread();
+        let ctx = Ctx::for_suite();
         let (id, port) = ctx.udp(0);
         let group = c"239.255.255.250";
         // Fails with ENODEV (19) without the loopback fallback.
@@ -821,7 +821,7 @@ fn memberships_follow_interfaces_that_come_go_and_come_back() {
     let sender = {
         let s3 = s3.clone();
         n.lab.run(&s3, || {
-            let ctx = Arc::new(Ctx::thread());
+            let ctx = Arc::new(Ctx::for_suite());
             let (sid, _) = ctx.udp(5401);
             (ctx, sid)
         })

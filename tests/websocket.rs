@@ -93,7 +93,7 @@ fn python_client_messages_fragments_pings_and_its_close() {
     if !have_websockets() {
         return;
     }
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let accepted = ws_echo_host(&ctx, None);
     let (server_id, port) = ctx.html();
     let out = python(&format!(
@@ -163,7 +163,7 @@ fn the_host_closes_sends_text_and_binary_and_chooses_a_subprotocol() {
     if !have_websockets() {
         return;
     }
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let accepted = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let a = accepted.clone();
     // Accept, greet from inside page_request (queued until the 101 is out), then close from
@@ -223,7 +223,7 @@ fn the_host_closes_sends_text_and_binary_and_chooses_a_subprotocol() {
         end.error_message
     );
     // A subprotocol the client did not offer is refused; so is an upgrade that is none.
-    let ctx2 = Ctx::thread();
+    let ctx2 = Ctx::for_suite();
     let codes = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let c = codes.clone();
     ctx2.on_page(move |_, _, page, _, resp| unsafe {
@@ -310,7 +310,7 @@ fn close_code(data: &[u8]) -> Option<u16> {
 
 #[test]
 fn protocol_violations_and_the_message_limit_close_with_their_codes() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_WS_MAX_MESSAGE_BYTES, 100);
     let accepted = ws_echo_host(&ctx, None);
     let (_, port) = ctx.html();
@@ -421,7 +421,7 @@ fn outgoing_websockets_to_python_servers_over_ws_and_wss() {
         return;
     }
     let server = PyServer::start(None);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.rec
         .keep_data_info
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -527,7 +527,7 @@ fn wss_on_an_https_listener_and_refused_or_bad_upgrades() {
     if !have_websockets() {
         return;
     }
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     let accepted = ws_echo_host(&ctx, None);
     let id = unsafe { xt_start_https_listener(ctx.ptr, 0, std::ptr::null()) };
     assert_ne!(id, 0, "{}", last_error_text());
@@ -546,7 +546,7 @@ fn wss_on_an_https_listener_and_refused_or_bad_upgrades() {
     assert_eq!(end.error_number, XT_ERR_LOST_CONNECTION);
 
     // An xtnet client: wss to the same listener, pinning its fingerprint.
-    let client = Ctx::thread();
+    let client = Ctx::for_suite();
     let fp = unsafe { std::ffi::CStr::from_ptr(xt_listener_fingerprint(ctx.ptr, id)) }.to_owned();
     let tls = XtTlsOptions {
         struct_size: std::mem::size_of::<XtTlsOptions>() as u32,
@@ -614,7 +614,7 @@ fn idle_websockets_are_pinged_and_silent_peers_time_out() {
     // A peer that answers pings (Python's server) stays; one that does the handshake and then
     // never reads again is closed after two idle periods.
     let server = PyServer::start(None);
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_IDLE_TIMEOUT_MS, 300);
     let alive = open_ws(&ctx, &format!("ws://127.0.0.1:{}/", server.port), None);
     ctx.wait_connected(alive);
@@ -671,7 +671,7 @@ fn accept_key(key: &str) -> String {
 
 #[test]
 fn an_unanswered_close_ends_with_1012_and_the_write_queue_limit_holds() {
-    let ctx = Ctx::thread();
+    let ctx = Ctx::for_suite();
     ctx.set(XT_OPT_WRITE_QUEUE_LIMIT, 1000);
     let accepted = ws_echo_host(&ctx, None);
     let (_, port) = ctx.html();

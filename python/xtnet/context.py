@@ -2,7 +2,9 @@
 
 Every callback is a plain Python callable, set on the context (``ctx.on_data = f``) or passed
 to its constructor. They run one at a time: on xtnet's own thread (``dispatch="thread"``) or
-inside :meth:`Context.poll` on the caller's thread (``dispatch="poll"``). Data is ``bytes``
+inside :meth:`Context.poll` on the caller's thread (``dispatch="poll"``); with
+``dispatch="inline"`` on xtnet's network threads, different connections' at the same time
+(each still takes the GIL, so this saves the hand-off, not the GIL). Data is ``bytes``
 in and out (``str`` is accepted where data is sent and encoded as UTF-8). A failed call
 raises :class:`XtError` with xtnet's error code and text.
 
@@ -43,6 +45,7 @@ OPT_HTTP_REQUEST_TIMEOUT_MS = 9
 OPT_PEER_LOOKUP_MS = 10
 OPT_HTTP_DEFER_TIMEOUT_MS = 11
 OPT_MULTICAST_REFRESH_MS = 12
+OPT_NETWORK_THREADS = 13
 TRUST_SYSTEM = 0
 TRUST_CA_FILE = 1
 TRUST_PIN = 2
@@ -75,7 +78,7 @@ LOG_DEBUG = 4
 
 BROADCAST_ADDRESS = "255.255.255.255"
 
-_DISPATCH = {"thread": 0, "poll": 1}
+_DISPATCH = {"thread": 0, "poll": 1, "inline": 2}
 
 
 class XtError(Exception):
@@ -460,7 +463,7 @@ class Context:
 
     def __init__(self, dispatch="thread", **callbacks):
         if dispatch not in _DISPATCH:
-            raise ValueError('dispatch is "thread" or "poll"')
+            raise ValueError('dispatch is "thread", "poll" or "inline"')
         self.dispatch = dispatch
         self.on_new_connection = callbacks.pop("on_new_connection", None)
         self.on_connected = callbacks.pop("on_connected", None)

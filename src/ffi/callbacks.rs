@@ -116,7 +116,13 @@ pub struct XtHttpResponse {
 /// (a NULL `new_connection` accepts every connection).
 ///
 /// Callbacks run on one thread at a time: the library's dispatch thread (`XT_DISPATCH_THREAD`)
-/// or the thread calling `xt_poll` (`XT_DISPATCH_POLL`). Pointers passed to a callback are
+/// or the thread calling `xt_poll` (`XT_DISPATCH_POLL`). With `XT_DISPATCH_INLINE` they run on
+/// the network threads, without a hand-off: one connection's (or UDP listener's) callbacks in
+/// order and never at the same time, but different connections' (and different HTTP
+/// requests') concurrently, so every callback must be thread-safe; `log` and
+/// `interface_changed` run one at a time, in order, on a network thread. A callback that
+/// blocks holds its network thread: the connections that thread serves wait meanwhile (the
+/// others go on; see `XT_OPT_NETWORK_THREADS`). Pointers passed to a callback are
 /// borrowed for its duration only. Any `xt_` call may be made from inside a callback except
 /// `xt_context_free` of the same context (and a nested `xt_poll`).
 #[repr(C)]
@@ -227,13 +233,14 @@ impl XtCallbacks {
 pub(crate) struct CHost {
     pub(crate) table: XtCallbacks,
     /// Where `page_request` finds its request and response.
-    pub(crate) http: HttpSlot,
+    pub(crate) http: HttpSlots,
 }
 
 // SAFETY: the table holds C function pointers and an opaque `user_data` that xtnet never
 // dereferences. The contract (documented on XtCallbacks) is that callbacks are invoked on one
-// thread at a time, possibly not the one that created the context; hosts accept this when they
-// register them.
+// thread at a time (thread and poll dispatch) or concurrently from network threads (inline
+// dispatch, which a host chooses only when its callbacks are thread-safe), possibly not on the
+// thread that created the context; hosts accept this when they register them.
 unsafe impl Send for CHost {}
 // SAFETY: as above; xtnet only reads the table after creation.
 unsafe impl Sync for CHost {}
@@ -381,7 +388,14 @@ impl Host for CHost {
     }
 }
 
-/// Where a callback's request and response are reachable from C while it runs.
+/// Where a callback's request and response are reachable from C while it runs: one slot per
+/// `page_request` running now (several at once with inline dispatch), reused afterwards. The
+/// pointers C gets are a slot's address; a slot lives as long as the context, so a pointer kept
+/// past its callback finds an empty slot (an error), never freed memory.
+pub(crate) struct HttpSlots {
+    free: Mutex<Vec<Box<HttpSlot>>>,
+}
+
 pub(crate) struct HttpSlot {
     state: Mutex<SlotState>,
 }
@@ -397,38 +411,63 @@ struct SlotState {
 // it) and read under the mutex; the objects they point to outlive that window.
 unsafe impl Send for SlotState {}
 
-impl HttpSlot {
+/// A slot in use; given back (emptied) when dropped, even if the callback's frame unwinds.
+struct InUse<'a> {
+    slots: &'a HttpSlots,
+    slot: Option<Box<HttpSlot>>,
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            {
+                let mut st = slot.state.lock();
+                st.request = null();
+                st.response = null_mut();
+                st.info = c_info_empty();
+            }
+            self.slots.free.lock().push(slot);
+        }
+    }
+}
+
+impl HttpSlots {
     pub(crate) fn new() -> Self {
-        HttpSlot {
-            state: Mutex::new(SlotState {
-                request: null(),
-                response: null_mut(),
-                info: c_info_empty(),
-                id_text: [0; 21],
-            }),
+        HttpSlots {
+            free: Mutex::new(Vec::new()),
         }
     }
 
-    /// Makes `request` and `response` reachable through the slot while `call` runs.
+    /// Makes `request` and `response` reachable through a slot while `call` runs.
     pub(crate) fn run(
         &self,
         request: &HttpRequest,
         response: &mut HttpResponse,
         call: impl FnOnce(*const XtHttpRequest, *mut XtHttpResponse),
     ) {
+        let slot = self.free.lock().pop().unwrap_or_else(|| {
+            Box::new(HttpSlot {
+                state: Mutex::new(SlotState {
+                    request: null(),
+                    response: null_mut(),
+                    info: c_info_empty(),
+                    id_text: [0; 21],
+                }),
+            })
+        });
         {
-            let mut st = self.state.lock();
+            let mut st = slot.state.lock();
             let st = &mut *st;
             st.request = request;
             st.response = response;
             st.info = c_info(&request.info, &mut st.id_text, 0, c"");
         }
-        let handle = self as *const HttpSlot;
+        let handle = &*slot as *const HttpSlot;
+        let _in_use = InUse {
+            slots: self,
+            slot: Some(slot),
+        };
         call(handle.cast(), handle as *mut XtHttpResponse);
-        let mut st = self.state.lock();
-        st.request = null();
-        st.response = null_mut();
-        st.info = c_info_empty();
     }
 }
 
@@ -464,7 +503,7 @@ pub(crate) unsafe fn with_request<T>(
     if r.is_null() {
         return Err(Error::invalid_argument("the request is NULL"));
     }
-    // SAFETY: request pointers are the address of a live HttpSlot (see HttpSlot::run).
+    // SAFETY: request pointers are the address of a live HttpSlot (see HttpSlots::run).
     let slot = unsafe { &*(r as *const HttpSlot) };
     let st = slot.state.lock();
     if st.request.is_null() {
@@ -485,7 +524,7 @@ pub(crate) unsafe fn with_response(
     if r.is_null() {
         return Err(Error::invalid_argument("the response is NULL"));
     }
-    // SAFETY: response pointers are the address of a live HttpSlot (see HttpSlot::run).
+    // SAFETY: response pointers are the address of a live HttpSlot (see HttpSlots::run).
     let slot = unsafe { &*(r as *const HttpSlot) };
     let st = slot.state.lock();
     let response = st.response;

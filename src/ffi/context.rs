@@ -1,6 +1,6 @@
 //! Creating, running and freeing a context.
 
-use super::callbacks::{CHost, HttpSlot, XtCallbacks};
+use super::callbacks::{CHost, HttpSlots, XtCallbacks};
 use super::{ffi_body, record, value_or};
 use crate::context::{Context, Dispatch};
 use crate::error::{self, Error};
@@ -19,11 +19,17 @@ pub struct XtContext {
 /// How callbacks are run. Taken as `uint32_t` at the boundary.
 #[repr(C)]
 #[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XtDispatch {
     /// Callbacks run on one library thread, one at a time.
     XT_DISPATCH_THREAD = 0,
     /// Callbacks run inside `xt_poll()` on the host's own thread.
     XT_DISPATCH_POLL = 1,
+    /// Callbacks run on the network thread that did the I/O, without a hand-off: one
+    /// connection's (or listener's) in order and never overlapping, different connections'
+    /// concurrently from different network threads, so the host must be thread-safe. Writes
+    /// from a callback leave when its batch ends. `xt_poll` and `xt_wakeup_fd` are not used.
+    XT_DISPATCH_INLINE = 2,
 }
 
 /// The context behind a pointer, or `XT_ERR_INVALID_ARGUMENT` for NULL.
@@ -88,6 +94,7 @@ pub unsafe extern "C" fn xt_context_new(
             let dispatch = match dispatch {
                 0 => Dispatch::Thread,
                 1 => Dispatch::Poll,
+                2 => Dispatch::Inline,
                 other => {
                     return Err(Error::invalid_argument(format!(
                         "unknown dispatch mode {other}"
@@ -98,7 +105,7 @@ pub unsafe extern "C" fn xt_context_new(
             let table = unsafe { copy_table(callbacks) }?;
             let host = Arc::new(CHost {
                 table,
-                http: HttpSlot::new(),
+                http: HttpSlots::new(),
             });
             let inner = Context::new(host, dispatch)?;
             Ok(Box::into_raw(Box::new(XtContext { inner, table })))
@@ -151,7 +158,7 @@ pub unsafe extern "C" fn xt_context_free(ctx: *mut XtContext) {
 ///
 /// Returns how many host callbacks it ran (0 on timeout; events whose callback is NULL, such as
 /// a `socket_error` the host does not take, are not counted), or -1 with `xt_last_error` set: NULL
-/// ctx (1001), a context in thread dispatch, a nested call from a callback or a concurrent call
+/// ctx (1001), a context in thread or inline dispatch, a nested call from a callback or a concurrent call
 /// from another thread (106). One thread at a time.
 ///
 /// # Safety
@@ -169,7 +176,8 @@ pub unsafe extern "C" fn xt_poll(ctx: *mut XtContext, timeout_ms: i32) -> i32 {
 /// Poll dispatch: a descriptor that is readable exactly while callbacks wait (level-triggered),
 /// for select/poll/kqueue, CFRunLoop or GLib. Owned by the context: do not read or close it.
 ///
-/// Returns -1 (and records 106) for a thread-dispatch context, or 1001 for NULL. Any thread.
+/// Returns -1 (and records 106) for a thread- or inline-dispatch context, or 1001 for NULL.
+/// Any thread.
 ///
 /// # Safety
 /// `ctx` is NULL or a live context.

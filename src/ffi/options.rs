@@ -38,11 +38,18 @@ pub const XT_OPT_WS_MAX_MESSAGE_BYTES: u32 = 14;
 /// Re-send every multicast join this often (a leave and a join: a fresh IGMP/MLD report), for
 /// snooping switches with no querier that forget groups nobody re-reported; 0 = off (default).
 pub const XT_OPT_MULTICAST_REFRESH_MS: u32 = 12;
+/// Threads doing I/O (1 to 256); default: the number of cores minus one, at least 1. Set it
+/// before the first listener or connection starts the network (later: 106). Thread dispatch
+/// adds its dispatch thread to these and every callback runs there; with inline dispatch
+/// these threads run the callbacks too, so they are also how many callbacks may run at once
+/// (and a callback that blocks holds one of them); poll dispatch runs callbacks on the host's
+/// thread. Reading it tells the count in use (or that will be used).
+pub const XT_OPT_NETWORK_THREADS: u32 = 13;
 
 /// Sets an option (`XT_OPT_*`). Applies to listeners and connections started after the call.
 ///
 /// Returns `XT_OK`, or 1001 for NULL ctx, an unknown option or a value out of range (nothing
-/// changes then). Any thread.
+/// changes then), 106 for `XT_OPT_NETWORK_THREADS` once the network runs. Any thread.
 ///
 /// # Safety
 /// `ctx` is NULL or a live context.
@@ -122,6 +129,7 @@ mod tests {
             (XT_OPT_HTTP_DEFER_TIMEOUT_MS, id::HTTP_DEFER_TIMEOUT_MS),
             (XT_OPT_WS_MAX_MESSAGE_BYTES, id::WS_MAX_MESSAGE_BYTES),
             (XT_OPT_MULTICAST_REFRESH_MS, id::MULTICAST_REFRESH_MS),
+            (XT_OPT_NETWORK_THREADS, id::NETWORK_THREADS),
         ];
         for (c, core) in pairs {
             assert_eq!(c, core);

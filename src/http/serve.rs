@@ -57,7 +57,7 @@ pub(crate) fn start_listener(
             header_timeout: o.http_request_timeout,
             defer_timeout: o.http_defer_timeout,
         };
-        (limits, open_stream_listener(&o, &shared.runtime, port)?)
+        (limits, open_stream_listener(&o, shared.runtime(), port)?)
     };
     let (socket, local_port) = opened;
     let id = shared.registry.new_listener_id()?;
@@ -381,7 +381,7 @@ async fn handle(conn: &Conn, request: Request<Incoming>) -> Response<Full<Bytes>
         on_upgrade
     });
     let (reply, answer) = oneshot::channel();
-    conn.shared.queue.push(Event::PageRequest {
+    conn.shared.emit(Event::PageRequest {
         listener: conn.listener.clone(),
         request,
         reply,

@@ -85,7 +85,8 @@ pub(crate) struct Peers {
 }
 
 struct Inner {
-    runtime: tokio::runtime::Handle,
+    /// Where lookups run: the context's network runtime, once started.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     map: Mutex<Map>,
     started: AtomicU64,
 }
@@ -136,10 +137,10 @@ impl Progress {
 }
 
 impl Peers {
-    pub(crate) fn new(runtime: tokio::runtime::Handle) -> Peers {
+    pub(crate) fn new() -> Peers {
         Peers {
             inner: Arc::new(Inner {
-                runtime,
+                runtime: std::sync::OnceLock::new(),
                 map: Mutex::new(Map {
                     entries: HashMap::new(),
                     running: 0,
@@ -149,6 +150,11 @@ impl Peers {
                 started: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Lookups run on `runtime` from now on (the network started).
+    pub(crate) fn set_runtime(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.inner.runtime.set(runtime);
     }
 
     /// The identity of `peer`, waiting at most `wait()` (zero: what the cache has) when it is
@@ -220,6 +226,8 @@ impl Peers {
         key: PeerKey,
         now: Instant,
     ) -> Option<watch::Receiver<Progress>> {
+        // Lookups run on the network runtime; none is asked for before it runs.
+        let runtime = self.inner.runtime.get()?;
         let elapsed = now.saturating_duration_since(map.refilled).as_secs_f64();
         map.tokens = (map.tokens + elapsed * LOOKUPS_PER_SECOND).min(LOOKUPS_PER_SECOND);
         map.refilled = now;
@@ -239,7 +247,7 @@ impl Peers {
             key,
             progress: tx,
         };
-        self.inner.runtime.spawn(async move {
+        runtime.spawn(async move {
             look_up(key, &finish.progress).await;
             drop(finish);
         });

@@ -32,7 +32,7 @@ pub(crate) fn start_listener(
     };
     // The certificate before the socket: a bad one fails the call and binds nothing.
     let tls = tls.map(crate::tls::server_config).transpose()?;
-    let opened = open_stream_listener(&shared.options.lock(), &shared.runtime, port)?;
+    let opened = open_stream_listener(&shared.options.lock(), shared.runtime(), port)?;
     let (listener, local_port) = opened;
     let id = shared.registry.new_listener_id()?;
     let drivers = drivers.clone();

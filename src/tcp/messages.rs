@@ -40,9 +40,12 @@ fn queue_event(
     if messages.is_empty() {
         return;
     }
-    let bytes: usize = messages.iter().map(Bytes::len).sum();
-    conn.flow.queued(bytes, messages.len(), &shared.backlog);
-    shared.queue.push(Event::Data {
+    // Run here and now (inline dispatch) they are never waiting: nothing to count.
+    if !shared.runs_here() {
+        let bytes: usize = messages.iter().map(Bytes::len).sum();
+        conn.flow.queued(bytes, messages.len(), &shared.backlog);
+    }
+    shared.emit(Event::Data {
         conn: conn.clone(),
         messages,
         kind,

@@ -437,9 +437,7 @@ fn proceed(
     if let Some(pump) = pump {
         return match ask {
             Some(true) => {
-                shared
-                    .queue
-                    .push(Event::NewConnection { conn: conn.clone() });
+                shared.emit(Event::NewConnection { conn: conn.clone() });
                 Phase::Asking(Some(pump))
             }
             Some(false) => {
@@ -448,16 +446,14 @@ fn proceed(
             }
             None => {
                 conn.set_state(State::Open);
-                shared.queue.push(Event::Connected { conn: conn.clone() });
+                shared.emit(Event::Connected { conn: conn.clone() });
                 Phase::Pumped(pump)
             }
         };
     }
     match ask {
         Some(true) => {
-            shared
-                .queue
-                .push(Event::NewConnection { conn: conn.clone() });
+            shared.emit(Event::NewConnection { conn: conn.clone() });
             Phase::Asking(None)
         }
         Some(false) => Phase::Open(Pump::open(shared, conn, false)),
@@ -483,7 +479,7 @@ pub(crate) fn finish(shared: &Shared, conn: &Arc<Connection>, end: Error) {
         let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
     }
     shared.registry.remove_connection(conn.id);
-    shared.queue.push(Event::SocketError {
+    shared.emit(Event::SocketError {
         conn: conn.clone(),
         code: end.code,
         message: crate::info::c_text(&end.message),
@@ -512,7 +508,7 @@ impl Pump {
     fn open(shared: &Shared, conn: &Arc<Connection>, announce_connected: bool) -> Pump {
         conn.set_state(State::Open);
         if announce_connected {
-            shared.queue.push(Event::Connected { conn: conn.clone() });
+            shared.emit(Event::Connected { conn: conn.clone() });
         }
         Pump {
             framing: StreamFraming::new(conn),

@@ -67,7 +67,7 @@ impl WebSocketSide for Upgrading {
         let (shared, conn) = (self.shared.clone(), self.conn.clone());
         let guard = shared.task_guard();
         let max = conn.settings.max_message_len;
-        shared.runtime.clone().spawn(async move {
+        shared.runtime().clone().spawn(async move {
             let run = async {
                 match upgrade.await {
                     Ok(io) => {

@@ -160,7 +160,7 @@ fn queue_batch(
         count_drops(listener, shared, dropped);
     }
     if !keep.is_empty() {
-        shared.queue.push(Event::Datagrams {
+        shared.emit(Event::Datagrams {
             listener: listener.clone(),
             datagrams: keep,
         });

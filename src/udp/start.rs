@@ -20,7 +20,7 @@ pub(crate) fn start_listener(shared: &Arc<Shared>, port: u16) -> Result<u32, Err
     let bound = socket::bind(bind, port)?;
     let id = shared.registry.new_listener_id()?;
     let sockets = {
-        let _runtime = shared.runtime.enter();
+        let _runtime = shared.runtime().enter();
         let register = |s: Option<std::net::UdpSocket>| {
             s.map(UdpSocket::from_std)
                 .transpose()

@@ -113,7 +113,7 @@ pub(crate) async fn watch(shared: Arc<Shared>) {
                         LogLevel::Info,
                         &format!("interface {name}{shown} {}", if up { "is up" } else { "went down" }),
                     );
-                    shared.queue.push(Event::InterfaceChanged {
+                    shared.emit(Event::InterfaceChanged {
                         name: c_text(&name),
                         address: c_text(&address),
                         up,

@@ -122,13 +122,16 @@ impl Ev {
     }
 }
 
-type NewHook = Box<dyn Fn(&Recorder, u64, &Info) -> bool + Send>;
-type IdHook = Box<dyn Fn(&Recorder, u64, &Info) + Send>;
-type DataHook = Box<dyn Fn(&Recorder, u64, &[u8]) + Send>;
-type MessageHook = Box<dyn Fn(&Recorder, u64, &[u8], &Info) + Send>;
-type DatagramHook = Box<dyn Fn(&Recorder, u32, &[u8], &DgInfo) + Send>;
+// Shared (not boxed) so a callback clones its hook out of the lock before calling it: with
+// inline dispatch callbacks of different connections run at once, and one that blocks must not
+// hold the others.
+type NewHook = Arc<dyn Fn(&Recorder, u64, &Info) -> bool + Send + Sync>;
+type IdHook = Arc<dyn Fn(&Recorder, u64, &Info) + Send + Sync>;
+type DataHook = Arc<dyn Fn(&Recorder, u64, &[u8]) + Send + Sync>;
+type MessageHook = Arc<dyn Fn(&Recorder, u64, &[u8], &Info) + Send + Sync>;
+type DatagramHook = Arc<dyn Fn(&Recorder, u32, &[u8], &DgInfo) + Send + Sync>;
 type PageHook =
-    Box<dyn Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send>;
+    Arc<dyn Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send + Sync>;
 
 /// The `user_data` of a test context.
 #[derive(Default)]
@@ -137,8 +140,13 @@ pub struct Recorder {
     pub events: Mutex<Vec<Ev>>,
     pub changed: Condvar,
     pub releases: AtomicUsize,
-    pub inside: AtomicBool,
+    /// What callbacks are running about now (see `enter`).
+    pub inside: Mutex<HashSet<u64>>,
+    /// Two callbacks ran at once that must not: any two (thread and poll dispatch), two about
+    /// one connection or listener (inline dispatch).
     pub overlapped: AtomicBool,
+    /// Inline dispatch: callbacks about different things may run at once.
+    pub concurrent: AtomicBool,
     pub threads: Mutex<HashSet<ThreadId>>,
     pub on_new: Mutex<Option<NewHook>>,
     pub on_connected: Mutex<Option<IdHook>>,
@@ -160,15 +168,29 @@ impl Recorder {
         self.ctx.load(Ordering::SeqCst)
     }
 
-    fn enter(&self) {
-        if self.inside.swap(true, Ordering::SeqCst) {
-            self.overlapped.store(true, Ordering::SeqCst);
+    /// A callback about `subject` (a connection or listener id, `LANE` for log and
+    /// interface lines, None for what may overlap even itself: HTTP requests) starts.
+    fn enter(&self, subject: Option<u64>) {
+        if let Some(key) = self.key(subject) {
+            if !self.inside.lock().insert(key) {
+                self.overlapped.store(true, Ordering::SeqCst);
+            }
         }
         self.threads.lock().insert(std::thread::current().id());
     }
 
-    fn leave(&self) {
-        self.inside.store(false, Ordering::SeqCst);
+    fn leave(&self, subject: Option<u64>) {
+        if let Some(key) = self.key(subject) {
+            self.inside.lock().remove(&key);
+        }
+    }
+
+    fn key(&self, subject: Option<u64>) -> Option<u64> {
+        if self.concurrent.load(Ordering::SeqCst) {
+            subject
+        } else {
+            Some(u64::MAX) // one at a time, whatever it is about
+        }
     }
 
     fn push(&self, ev: Ev) {
@@ -197,26 +219,28 @@ unsafe extern "C" fn cb_new(
     info: *const XtConnectionInfo,
 ) -> bool {
     let r = rec(user_data);
-    r.enter();
+    r.enter(Some(id));
     let info = Info::copy(info);
     r.push(Ev::New(id, info.clone()));
-    let accept = match &*r.on_new.lock() {
+    let hook = r.on_new.lock().clone();
+    let accept = match hook {
         Some(hook) => hook(r, id, &info),
         None => true,
     };
-    r.leave();
+    r.leave(Some(id));
     accept
 }
 
 unsafe extern "C" fn cb_connected(user_data: *mut c_void, id: u64, info: *const XtConnectionInfo) {
     let r = rec(user_data);
-    r.enter();
+    r.enter(Some(id));
     let info = Info::copy(info);
     r.push(Ev::Connected(id, info.clone()));
-    if let Some(hook) = &*r.on_connected.lock() {
+    let hook = r.on_connected.lock().clone();
+    if let Some(hook) = hook {
         hook(r, id, &info);
     }
-    r.leave();
+    r.leave(Some(id));
 }
 
 unsafe extern "C" fn cb_data(
@@ -227,7 +251,7 @@ unsafe extern "C" fn cb_data(
     info: *const XtConnectionInfo,
 ) {
     let r = rec(user_data);
-    r.enter();
+    r.enter(Some(id));
     let info = Info::copy(info);
     if r.keep_data_info.load(Ordering::Relaxed) {
         r.data_info.lock().push((id, info.clone()));
@@ -237,27 +261,30 @@ unsafe extern "C" fn cb_data(
     } else {
         unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
     };
-    if let Some(hook) = &*r.on_data.lock() {
+    let hook = r.on_data.lock().clone();
+    if let Some(hook) = hook {
         hook(r, id, &bytes);
     }
-    if let Some(hook) = &*r.on_message.lock() {
+    let hook = r.on_message.lock().clone();
+    if let Some(hook) = hook {
         hook(r, id, &bytes, &info);
     }
     if !r.skip_data.load(Ordering::Relaxed) {
         r.push(Ev::Data(id, bytes));
     }
-    r.leave();
+    r.leave(Some(id));
 }
 
 unsafe extern "C" fn cb_error(user_data: *mut c_void, id: u64, info: *const XtConnectionInfo) {
     let r = rec(user_data);
-    r.enter();
+    r.enter(Some(id));
     let info = Info::copy(info);
     r.push(Ev::Error(id, info.clone()));
-    if let Some(hook) = &*r.on_error.lock() {
+    let hook = r.on_error.lock().clone();
+    if let Some(hook) = hook {
         hook(r, id, &info);
     }
-    r.leave();
+    r.leave(Some(id));
 }
 
 unsafe extern "C" fn cb_datagram(
@@ -268,7 +295,7 @@ unsafe extern "C" fn cb_datagram(
     info: *const XtDatagramInfo,
 ) {
     let r = rec(user_data);
-    r.enter();
+    r.enter(Some(server_id as u64));
     assert!(!info.is_null());
     let i = unsafe { &*info };
     let info = DgInfo {
@@ -287,13 +314,14 @@ unsafe extern "C" fn cb_datagram(
     } else {
         unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
     };
-    if let Some(hook) = &*r.on_datagram.lock() {
+    let hook = r.on_datagram.lock().clone();
+    if let Some(hook) = hook {
         hook(r, server_id, &bytes, &info);
     }
     if !r.skip_data.load(Ordering::Relaxed) {
         r.push(Ev::Datagram(server_id, bytes, info));
     }
-    r.leave();
+    r.leave(Some(server_id as u64));
 }
 
 fn pairs(
@@ -364,9 +392,10 @@ unsafe extern "C" fn cb_page(
     response: *mut XtHttpResponse,
 ) {
     let r = rec(user_data);
-    r.enter();
+    r.enter(None);
     let page = read_page(request);
-    match &*r.on_page.lock() {
+    let hook = r.on_page.lock().clone();
+    match hook {
         Some(hook) => hook(r, server_id, &page, request, response),
         None => {
             let body = format!("{} {}", page.method, page.path);
@@ -377,12 +406,14 @@ unsafe extern "C" fn cb_page(
         }
     }
     r.push(Ev::Page(server_id, page));
-    r.leave();
+    r.leave(None);
 }
 
 unsafe extern "C" fn cb_log(user_data: *mut c_void, level: i32, message: *const c_char) {
     let r = rec(user_data);
+    r.enter(Some(LANE));
     r.push(Ev::Log(level, text(message)));
+    r.leave(Some(LANE));
 }
 
 unsafe extern "C" fn cb_interface(
@@ -392,13 +423,31 @@ unsafe extern "C" fn cb_interface(
     up: bool,
 ) {
     let r = rec(user_data);
+    r.enter(Some(LANE));
     r.push(Ev::Interface(text(name), text(address), up));
+    r.leave(Some(LANE));
 }
+
+/// The subject of log and interface callbacks (they run one at a time, in order).
+pub const LANE: u64 = u64::MAX - 1;
 
 /// A context with a recording host. Freed on drop (if the test did not free it).
 pub struct Ctx {
     pub ptr: *mut XtContext,
     pub rec: Arc<Recorder>,
+    /// Poll dispatch run for the suite: a host thread calling xt_poll until the context goes.
+    pump: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+/// The dispatch mode the suites run in: `XTNET_TEST_DISPATCH` = thread (default), inline or
+/// poll (`make test` runs the key suites in all three).
+pub fn suite_dispatch() -> XtDispatch {
+    match std::env::var("XTNET_TEST_DISPATCH").as_deref() {
+        Ok("inline") => XtDispatch::XT_DISPATCH_INLINE,
+        Ok("poll") => XtDispatch::XT_DISPATCH_POLL,
+        Ok("thread") | Err(_) => XtDispatch::XT_DISPATCH_THREAD,
+        Ok(other) => panic!("XTNET_TEST_DISPATCH={other}: use thread, inline or poll"),
+    }
 }
 
 unsafe impl Send for Ctx {}
@@ -431,14 +480,55 @@ impl Ctx {
             last_error_text()
         );
         rec.ctx.store(ptr, Ordering::SeqCst);
-        Ctx { ptr, rec }
+        rec.concurrent.store(
+            matches!(dispatch, XtDispatch::XT_DISPATCH_INLINE),
+            Ordering::SeqCst,
+        );
+        Ctx {
+            ptr,
+            rec,
+            pump: None,
+        }
     }
 
-    pub fn thread() -> Ctx {
-        Ctx::new(XtDispatch::XT_DISPATCH_THREAD)
+    /// A context in the suite's dispatch mode (see `suite_dispatch`); in poll mode a host
+    /// thread runs the callbacks, as a run loop would.
+    pub fn for_suite() -> Ctx {
+        let dispatch = suite_dispatch();
+        let mut ctx = Ctx::new(dispatch);
+        if matches!(dispatch, XtDispatch::XT_DISPATCH_POLL) {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (flag, ptr) = (stop.clone(), ctx.ptr as usize);
+            let thread = std::thread::spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    unsafe { xt_poll(ptr as *mut XtContext, 10) };
+                }
+            });
+            ctx.pump = Some((stop, thread));
+        }
+        ctx
+    }
+
+    /// A context the test made itself (with its own table), freed on drop.
+    pub fn adopt(ptr: *mut XtContext, rec: Arc<Recorder>) -> Ctx {
+        rec.ctx.store(ptr, Ordering::SeqCst);
+        Ctx {
+            ptr,
+            rec,
+            pump: None,
+        }
+    }
+
+    /// Whether a host thread of this harness runs xt_poll (nobody else may then).
+    pub fn pumped(&self) -> bool {
+        self.pump.is_some()
     }
 
     pub fn free(&mut self) {
+        if let Some((stop, thread)) = self.pump.take() {
+            stop.store(true, Ordering::SeqCst);
+            thread.join().unwrap();
+        }
         if !self.ptr.is_null() {
             unsafe { xt_context_free(self.ptr) };
             self.ptr = std::ptr::null_mut();
@@ -504,7 +594,7 @@ impl Ctx {
                 if Instant::now() >= deadline {
                     panic!("timed out waiting for {what}; events: {:#?}", &*evs);
                 }
-                if unsafe { xt_wakeup_fd(self.ptr) } < 0 {
+                if self.pumped() || unsafe { xt_wakeup_fd(self.ptr) } < 0 {
                     self.rec
                         .changed
                         .wait_for(&mut evs, Duration::from_millis(20));
@@ -568,23 +658,23 @@ impl Ctx {
             .collect()
     }
 
-    pub fn on_new(&self, f: impl Fn(&Recorder, u64, &Info) -> bool + Send + 'static) {
-        *self.rec.on_new.lock() = Some(Box::new(f));
+    pub fn on_new(&self, f: impl Fn(&Recorder, u64, &Info) -> bool + Send + Sync + 'static) {
+        *self.rec.on_new.lock() = Some(Arc::new(f));
     }
-    pub fn on_connected(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
-        *self.rec.on_connected.lock() = Some(Box::new(f));
+    pub fn on_connected(&self, f: impl Fn(&Recorder, u64, &Info) + Send + Sync + 'static) {
+        *self.rec.on_connected.lock() = Some(Arc::new(f));
     }
-    pub fn on_message(&self, f: impl Fn(&Recorder, u64, &[u8], &Info) + Send + 'static) {
-        *self.rec.on_message.lock() = Some(Box::new(f));
+    pub fn on_message(&self, f: impl Fn(&Recorder, u64, &[u8], &Info) + Send + Sync + 'static) {
+        *self.rec.on_message.lock() = Some(Arc::new(f));
     }
-    pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + 'static) {
-        *self.rec.on_data.lock() = Some(Box::new(f));
+    pub fn on_data(&self, f: impl Fn(&Recorder, u64, &[u8]) + Send + Sync + 'static) {
+        *self.rec.on_data.lock() = Some(Arc::new(f));
     }
     pub fn on_page(
         &self,
-        f: impl Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send + 'static,
+        f: impl Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send + Sync + 'static,
     ) {
-        *self.rec.on_page.lock() = Some(Box::new(f));
+        *self.rec.on_page.lock() = Some(Arc::new(f));
     }
 
     /// An HTTP listener on a free port; returns (id, port).
@@ -605,8 +695,8 @@ impl Ctx {
             .collect()
     }
 
-    pub fn on_datagram(&self, f: impl Fn(&Recorder, u32, &[u8], &DgInfo) + Send + 'static) {
-        *self.rec.on_datagram.lock() = Some(Box::new(f));
+    pub fn on_datagram(&self, f: impl Fn(&Recorder, u32, &[u8], &DgInfo) + Send + Sync + 'static) {
+        *self.rec.on_datagram.lock() = Some(Arc::new(f));
     }
 
     /// A UDP listener on `port` (0: any); returns (id, port).
@@ -651,8 +741,8 @@ impl Ctx {
         self.datagrams()
     }
 
-    pub fn on_error(&self, f: impl Fn(&Recorder, u64, &Info) + Send + 'static) {
-        *self.rec.on_error.lock() = Some(Box::new(f));
+    pub fn on_error(&self, f: impl Fn(&Recorder, u64, &Info) + Send + Sync + 'static) {
+        *self.rec.on_error.lock() = Some(Arc::new(f));
     }
 }
 
