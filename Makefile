@@ -32,10 +32,17 @@ demo:
 	LD_LIBRARY_PATH=target/release ./c-examples/build/release/xtdemo --tcp-port $(DEMO_TCP_PORT) \
 	    --udp-port $(DEMO_UDP_PORT) --http-port $(DEMO_HTTP_PORT)
 
+# The suites run again in the other dispatch modes (tests/common: XTNET_TEST_DISPATCH).
+DISPATCH_SUITES := --test tcp_events --test tcp_data --test tcp_outgoing --test udp --test http \
+    --test framing_modes --test websocket --test tls --test bad_input --test panics \
+    --test context --test accept_errors --test peer_identity --test udp_lan
+
 test:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test
+	XTNET_TEST_DISPATCH=inline $(CARGO) test $(DISPATCH_SUITES)
+	XTNET_TEST_DISPATCH=poll $(CARGO) test $(DISPATCH_SUITES)
 
 examples:
 	$(CARGO) build

@@ -21,17 +21,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    median, message, percentile, raise_fd_limit, row, source_ip, xtnet_echo_server,
+    median, message, percentile, raise_fd_limit, row_with, source_ip, xtnet_echo_server,
     xtnet_echo_server_with_lib, Server, MSG_LEN,
 };
 
 // ---------------------------------------------------------------- the tokio baseline server
 
-fn baseline_server() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+fn baseline_server(workers: Option<usize>) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let rt = builder.enable_all().build().unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
         println!(
@@ -47,19 +48,41 @@ fn baseline_server() {
     });
 }
 
-fn xtnet_server(dispatch: &str) -> Server {
-    let name = if dispatch == "poll" {
-        "xtnet (poll)"
-    } else {
-        "xtnet"
+fn xtnet_server(dispatch: &str, threads: Option<&str>) -> Server {
+    let name = match (dispatch, threads) {
+        ("poll", _) => "xtnet (poll)",
+        ("inline", None) => "xtnet (inline)",
+        ("inline", Some("1")) => "xtnet (inline, 1 thread)",
+        ("inline", Some("2")) => "xtnet (inline, 2 threads)",
+        ("inline", Some(_)) => "xtnet (inline, 4 threads)",
+        ("thread", Some("1")) => "xtnet (1 thread)",
+        ("thread", Some("2")) => "xtnet (2 threads)",
+        ("thread", Some(_)) => "xtnet (4 threads)",
+        _ => "xtnet",
     };
-    xtnet_echo_server(name, &["--port", "0", "--quiet", "--dispatch", dispatch])
+    let mut args = vec!["--port", "0", "--quiet", "--dispatch", dispatch];
+    if let Some(threads) = threads {
+        args.extend(["--threads", threads]);
+    }
+    xtnet_echo_server(name, &args)
 }
 
 fn tokio_server() -> Server {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.arg("--baseline-server");
     Server::start("tokio", cmd)
+}
+
+/// The tokio echo with `n` workers.
+fn tokio_server_with(n: &str) -> Server {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--baseline-server", "--workers", n]);
+    let name = match n {
+        "1" => "tokio (1 worker)",
+        "2" => "tokio (2 workers)",
+        _ => "tokio (4 workers)",
+    };
+    Server::start(name, cmd)
 }
 
 // ---------------------------------------------------------------- messages
@@ -219,12 +242,51 @@ fn held_open(server: &Server, n: usize, src: u8) -> f64 {
     rss / (1 << 20) as f64
 }
 
+// ---------------------------------------------------------------- scaling
+
+/// Throughput of the thread and inline modes with 1, 2 and 4 network threads, against tokio
+/// with as many workers, rounds interleaved.
+fn scaling(secs: f64, rounds: usize) {
+    let counts = ["1", "2", "4"];
+    let mut servers = Vec::new();
+    for n in counts {
+        servers.push(tokio_server_with(n));
+        servers.push(xtnet_server("thread", Some(n)));
+        servers.push(xtnet_server("inline", Some(n)));
+    }
+    let mut tput: Vec<Vec<f64>> = servers.iter().map(|_| Vec::new()).collect();
+    for r in 0..rounds {
+        for (i, s) in servers.iter().enumerate() {
+            let t = throughput(s, 50, 16, secs, 10 + (r * 9 + i) as u8 % 200);
+            eprintln!("  round {r} {:<26} {:>10.0} msgs/s", s.name, t.msgs_per_sec);
+            tput[i].push(t.msgs_per_sec);
+        }
+    }
+    println!("| network threads | tokio | xtnet (thread) | xtnet (inline) | thread / tokio | inline / tokio |");
+    println!("|---|---|---|---|---|---|");
+    for (k, n) in counts.iter().enumerate() {
+        let v: Vec<f64> = (0..3).map(|j| median(tput[k * 3 + j].clone())).collect();
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            v[0],
+            v[1],
+            v[2],
+            v[1] / v[0],
+            v[2] / v[0]
+        );
+    }
+}
+
 // ---------------------------------------------------------------- main
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--baseline-server") {
-        return baseline_server();
+        let workers = args
+            .iter()
+            .position(|a| a == "--workers")
+            .map(|i| args[i + 1].parse().expect("--workers N"));
+        return baseline_server(workers);
     }
     // `--load PORT SECS`: only drive an already running server (e.g. under a profiler).
     if let Some(i) = args.iter().position(|a| a == "--load") {
@@ -246,9 +308,14 @@ fn main() {
     // Throughput: rounds of `secs` per server, interleaved; latency: blocks of 1000 pings.
     let (secs, rounds, lat_blocks) = if quick { (1.0, 3, 10) } else { (2.0, 7, 40) };
 
+    // `--scaling`: throughput per dispatch mode with 1, 2 and 4 network threads instead.
+    if args.iter().any(|a| a == "--scaling") {
+        return scaling(secs, rounds);
+    }
     let tokio_srv = tokio_server();
-    let xt = xtnet_server("thread");
-    let xt_poll = xtnet_server("poll");
+    let xt = xtnet_server("thread", None);
+    let xt_poll = xtnet_server("poll", None);
+    let xt_inline = xtnet_server("inline", None);
     // `--baseline-lib DIR`: the same echo_server on another build of the library, to measure
     // a change against the build before it in one run.
     let baseline = args
@@ -258,8 +325,14 @@ fn main() {
         .map(|dir| {
             xtnet_echo_server_with_lib("xtnet (baseline lib)", &["--port", "0", "--quiet"], dir)
         });
-    let mut servers = vec![&tokio_srv, &xt, &xt_poll];
+    let mut servers = vec![&tokio_srv, &xt, &xt_poll, &xt_inline];
     servers.extend(baseline.as_ref());
+    // xtnet / tokio, xtnet (inline) / tokio, and xtnet / baseline when there is one.
+    let mut ratios = vec![(1, 0), (3, 0)];
+    if baseline.is_some() {
+        ratios.push((1, 4));
+    }
+    let row = |label: &str, v: &[f64], decimals: usize| row_with(label, v, decimals, &ratios);
     println!(
         "servers: {}",
         servers
@@ -276,13 +349,10 @@ fn main() {
         ""
     };
     println!(
-        "| scenario | {} | xtnet / tokio{extra} |",
+        "| scenario | {} | xtnet / tokio | inline / tokio{extra} |",
         names.join(" | ")
     );
-    println!(
-        "|---|---|---|---|---|{}",
-        if baseline.is_some() { "---|---|" } else { "" }
-    );
+    println!("|---|{}", "---|".repeat(names.len() + ratios.len()));
 
     if run("tput") {
         // Throughput, alternating servers each round; medians.

@@ -53,6 +53,11 @@ fn xtnet_server() -> Server {
     support::xtnet_example("http_server", "xtnet", &["--port", "0", "--hello"])
 }
 
+fn xtnet_inline_server() -> Server {
+    let args = ["--port", "0", "--hello", "--dispatch", "inline"];
+    support::xtnet_example("http_server", "xtnet (inline)", &args)
+}
+
 struct Wrk {
     requests_per_sec: f64,
     p99_ms: f64,
@@ -127,14 +132,14 @@ fn idle_memory(server: &Server, n: usize) -> f64 {
     (after - before) / n as f64
 }
 
-/// A row: hyper, xtnet (and the baseline build), xtnet / hyper (and xtnet / baseline).
+/// A row: hyper, xtnet, xtnet (inline) (and the baseline build); xtnet / hyper, inline / hyper
+/// (and xtnet / baseline).
 fn http_row(label: &str, v: &[f64], decimals: usize) {
-    let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
-    let mut ratios = format!("{:.2}", v[1] / v[0]);
-    if let Some(base) = v.get(2) {
-        ratios.push_str(&format!(" | {:.3}", v[1] / base));
+    let mut ratios = vec![(1, 0), (2, 0)];
+    if v.len() > 3 {
+        ratios.push((1, 3));
     }
-    println!("| {label} | {} | {ratios} |", cells.join(" | "));
+    support::row_with(label, v, decimals, &ratios);
 }
 
 fn main() {
@@ -159,14 +164,14 @@ fn main() {
                 dir,
             )
         });
-    let mut servers = vec![hyper_server(), xtnet_server()];
+    let mut servers = vec![hyper_server(), xtnet_server(), xtnet_inline_server()];
     servers.extend(baseline);
-    if servers.len() == 3 {
-        println!("| scenario | hyper | xtnet | xtnet (baseline lib) | xtnet / hyper | xtnet / baseline |");
-        println!("|---|---|---|---|---|---|");
+    if servers.len() == 4 {
+        println!("| scenario | hyper | xtnet | xtnet (inline) | xtnet (baseline lib) | xtnet / hyper | inline / hyper | xtnet / baseline |");
+        println!("|---|---|---|---|---|---|---|---|");
     } else {
-        println!("| scenario | hyper | xtnet | xtnet / hyper |");
-        println!("|---|---|---|---|");
+        println!("| scenario | hyper | xtnet | xtnet (inline) | xtnet / hyper | inline / hyper |");
+        println!("|---|---|---|---|---|---|");
     }
     let mut rps = vec![Vec::new(); servers.len()];
     let mut p99 = vec![Vec::new(); servers.len()];

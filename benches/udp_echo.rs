@@ -16,9 +16,12 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{median, row, xtnet_echo_server, Server};
+use support::{median, row_with, xtnet_echo_server, Server};
 
 const DATAGRAM: usize = 64;
+
+/// Starts one of the compared servers: the server and its UDP port.
+type StartServer = fn() -> (Server, u16);
 
 fn baseline_server() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -36,11 +39,28 @@ fn baseline_server() {
     });
 }
 
-fn xtnet_server() -> (Server, u16) {
-    let mut server = xtnet_echo_server("xtnet", &["--port", "0", "--quiet", "--udp-port", "0"]);
+fn xtnet_server_in(name: &'static str, dispatch: &str) -> (Server, u16) {
+    let args = [
+        "--port",
+        "0",
+        "--quiet",
+        "--udp-port",
+        "0",
+        "--dispatch",
+        dispatch,
+    ];
+    let mut server = xtnet_echo_server(name, &args);
     let line = server.next_line();
     let port = support::port_in(&line).unwrap_or_else(|| panic!("no UDP port in {line:?}"));
     (server, port)
+}
+
+fn xtnet_server() -> (Server, u16) {
+    xtnet_server_in("xtnet", "thread")
+}
+
+fn xtnet_inline_server() -> (Server, u16) {
+    xtnet_server_in("xtnet (inline)", "inline")
 }
 
 fn tokio_server() -> (Server, u16) {
@@ -219,19 +239,21 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let (secs, rounds) = if quick { (1.0, 3) } else { (2.0, 5) };
-    println!("| scenario | tokio | xtnet | xtnet / tokio |");
-    println!("|---|---|---|---|");
+    println!("| scenario | tokio | xtnet | xtnet (inline) | xtnet / tokio | inline / tokio |");
+    println!("|---|---|---|---|---|---|");
+    let servers: [(&str, StartServer); 3] = [
+        ("tokio", tokio_server),
+        ("xtnet", xtnet_server),
+        ("xtnet (inline)", xtnet_inline_server),
+    ];
 
     // Paced at 50 000/s: everything must come back.
     let mut paced_ok = Vec::new();
-    for (name, start) in [
-        ("tokio", tokio_server as fn() -> (Server, u16)),
-        ("xtnet", xtnet_server),
-    ] {
+    for (name, start) in servers {
         let (server, port) = start();
         let r = run(port, 1, 50_000, secs);
         let out = server.stop();
-        let counted = if name == "xtnet" {
+        let counted = if name != "tokio" {
             format!(
                 ", xtnet counted {:?} (dropped, refused)",
                 xtnet_counters(&out)
@@ -247,29 +269,27 @@ fn main() {
         );
         paced_ok.push((r.sent, r.echoed));
     }
+    let cells: Vec<String> = paced_ok.iter().map(|(s, e)| format!("{e} / {s}")).collect();
     println!(
-        "| paced 50 000/s x {secs} s: echoed / sent | {} / {} | {} / {} | |",
-        paced_ok[0].1, paced_ok[0].0, paced_ok[1].1, paced_ok[1].0
+        "| paced 50 000/s x {secs} s: echoed / sent | {} | | |",
+        cells.join(" | ")
     );
 
     // Unpaced: rounds alternate servers; medians of echoed/s.
-    let mut rates = [Vec::new(), Vec::new()];
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
     let mut accounting = Vec::new();
     for round in 0..rounds {
-        for (i, start) in [tokio_server as fn() -> (Server, u16), xtnet_server]
-            .iter()
-            .enumerate()
-        {
+        for (i, (name, start)) in servers.iter().enumerate() {
             let (server, port) = start();
             let r = run(port, 2, 0, secs);
             let out = server.stop();
             let rate = r.echoed as f64 / r.secs;
             let lost = r.sent - r.echoed;
-            if i == 1 {
+            if i > 0 {
                 let (dropped, refused) = xtnet_counters(&out);
                 let counted = dropped + refused + r.client_drops;
                 eprintln!(
-                    "  round {round} xtnet: {rate:.0}/s sent {} echoed {} lost {lost} = xtnet dropped {dropped} + refused {refused} + client dropped {} (uncounted {})",
+                    "  round {round} {name}: {rate:.0}/s sent {} echoed {} lost {lost} = xtnet dropped {dropped} + refused {refused} + client dropped {} (uncounted {})",
                     r.sent, r.echoed, r.client_drops, lost as i64 - counted as i64
                 );
                 accounting.push(lost as i64 - counted as i64);
@@ -279,10 +299,15 @@ fn main() {
             rates[i].push(rate);
         }
     }
-    let m = [median(rates[0].clone()), median(rates[1].clone())];
-    row("unpaced, 2 clients: echoed datagrams/s", &m, 0);
+    let m: Vec<f64> = rates.iter().map(|r| median(r.clone())).collect();
+    row_with(
+        "unpaced, 2 clients: echoed datagrams/s",
+        &m,
+        0,
+        &[(1, 0), (2, 0)],
+    );
     println!(
-        "| unpaced: lost datagrams not counted by xtnet or the client (per round) | | {:?} | |",
+        "| unpaced: lost datagrams not counted by xtnet or the client (per round, both modes) | | {:?} | | | |",
         accounting
     );
 }

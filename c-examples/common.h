@@ -61,11 +61,32 @@ static inline long xt_example_number(const char *flag, const char *text, long ma
     return v;
 }
 
+/* "--dispatch thread|poll|inline": the XtDispatch value; exits with a message otherwise. */
+static inline uint32_t xt_example_dispatch(const char *text) {
+    if (!strcmp(text, "thread")) return XT_DISPATCH_THREAD;
+    if (!strcmp(text, "poll")) return XT_DISPATCH_POLL;
+    if (!strcmp(text, "inline")) return XT_DISPATCH_INLINE;
+    fprintf(stderr, "--dispatch: thread, poll or inline, got \"%s\"\n", text);
+    exit(2);
+}
+
+static inline const char *xt_example_dispatch_name(uint32_t dispatch) {
+    return dispatch == XT_DISPATCH_POLL ? "poll" : dispatch == XT_DISPATCH_INLINE ? "inline" : "thread";
+}
+
+/* "--threads N": XT_OPT_NETWORK_THREADS before anything starts (0: the library's default). */
+static inline void xt_example_threads(XtContext *ctx, long threads) {
+    if (threads && xt_set_option(ctx, XT_OPT_NETWORK_THREADS, threads) != XT_OK) {
+        fprintf(stderr, "--threads: %s\n", xt_last_error_message());
+        exit(2);
+    }
+}
+
 static volatile sig_atomic_t xt_example_stop_requested = 0;
 static inline void xt_example_on_signal(int sig) { (void)sig; xt_example_stop_requested = 1; }
 
-/* Runs a server until SIGINT/SIGTERM or `max_seconds` (0 = no limit). Thread dispatch: the
- * callbacks run on xtnet's thread and this one just waits. Poll dispatch: this is the host's
+/* Runs a server until SIGINT/SIGTERM or `max_seconds` (0 = no limit). Thread (and inline)
+ * dispatch: the callbacks run on xtnet's threads and this one just waits. Poll dispatch: this is the host's
  * own event loop, waiting on xtnet's descriptor and letting it run callbacks here. */
 static inline void xt_example_serve(XtContext *ctx, bool poll_mode, long max_seconds) {
     struct sigaction sa;

@@ -1,10 +1,13 @@
 /* http_server: a small status page served by xtnet's HTTP server ("HTML listener").
  *
- *   http_server [--port P] [--max-seconds N] [--hello] [--dispatch thread|poll]
+ *   http_server [--port P] [--max-seconds N] [--hello] [--dispatch thread|poll|inline] [--threads N]
  *
  *   --port P         port to listen on (default 8080; 0 = any free port)
  *   --max-seconds N  stop after N seconds (default 0 = until SIGINT/SIGTERM)
  *   --hello          answer every request with 200 "hello" (for benchmarks)
+ *   --dispatch MODE  where callbacks run (see echo_server.c); inline: several requests at once,
+ *                    so the notes are kept under a lock
+ *   --threads N      XT_OPT_NETWORK_THREADS (default: the library's)
  *
  * GET / shows a form; submitting it (POST, urlencoded or multipart with a file) shows the
  * fields received, the requester (address, port, name, MAC) and the request's headers, and
@@ -15,7 +18,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,19 +69,22 @@ static void put_escaped(Page *p, const char *s) {
 #define NOTES 10
 static char *notes[NOTES];
 static unsigned note_count;
+static pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool hello;
-static unsigned long long requests;
+static atomic_ullong requests;
 
 static void remember(const char *note) {
+    pthread_mutex_lock(&notes_lock);
     free(notes[note_count % NOTES]);
     notes[note_count % NOTES] = strdup(note);
     note_count++;
+    pthread_mutex_unlock(&notes_lock);
 }
 
 static void on_page(void *user_data, uint32_t server_id, const XtHttpRequest *req, XtHttpResponse *resp) {
     (void)user_data;
     (void)server_id;
-    requests++;
+    atomic_fetch_add_explicit(&requests, 1, memory_order_relaxed);
     if (hello) {
         xt_http_response_set_body(resp, (const uint8_t *)"hello", 5);
         xt_http_response_add_header(resp, "Content-Type", "text/plain");
@@ -140,11 +148,13 @@ static void on_page(void *user_data, uint32_t server_id, const XtHttpRequest *re
         put(&p, line);
     }
     put(&p, "</ul><h2>Last notes</h2><ol id=\"notes\">");
+    pthread_mutex_lock(&notes_lock);
     for (unsigned i = note_count > NOTES ? note_count - NOTES : 0; i < note_count; i++) {
         put(&p, "<li>");
         put_escaped(&p, notes[i % NOTES]);
         put(&p, "</li>");
     }
+    pthread_mutex_unlock(&notes_lock);
     put(&p, "</ol><h2>Request headers</h2><table id=\"headers\">");
     size_t headers = xt_http_request_header_count(req);
     for (size_t i = 0; i < headers; i++) {
@@ -167,15 +177,16 @@ static void on_log(void *user_data, int32_t level, const char *message) {
 }
 
 int main(int argc, char **argv) {
-    long port = 8080, max_seconds = 0;
-    bool poll_mode = false;
+    long port = 8080, max_seconds = 0, threads = 0;
+    uint32_t dispatch = XT_DISPATCH_THREAD;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--hello")) { hello = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s needs a value\n", argv[i]); return 2; }
         const char *a = argv[i], *v = argv[++i];
         if (!strcmp(a, "--port")) port = xt_example_number(a, v, 65535);
         else if (!strcmp(a, "--max-seconds")) max_seconds = xt_example_number(a, v, 86400L * 365);
-        else if (!strcmp(a, "--dispatch")) poll_mode = !strcmp(v, "poll");
+        else if (!strcmp(a, "--dispatch")) dispatch = xt_example_dispatch(v);
+        else if (!strcmp(a, "--threads")) threads = xt_example_number(a, v, 256);
         else { fprintf(stderr, "unknown argument %s\n", a); return 2; }
     }
     XtCallbacks callbacks;
@@ -183,8 +194,9 @@ int main(int argc, char **argv) {
     callbacks.struct_size = sizeof callbacks;
     callbacks.page_request = on_page;
     callbacks.log = on_log;
-    XtContext *ctx = xt_context_new(&callbacks, poll_mode ? XT_DISPATCH_POLL : XT_DISPATCH_THREAD);
+    XtContext *ctx = xt_context_new(&callbacks, dispatch);
     if (!ctx) { fprintf(stderr, "xt_context_new: %s\n", xt_last_error_message()); return 1; }
+    xt_example_threads(ctx, threads);
     uint32_t server = xt_start_html_listener(ctx, (uint16_t)port);
     if (!server) {
         fprintf(stderr, "cannot listen on port %ld: error %d: %s\n", port, xt_last_error(), xt_last_error_message());
@@ -194,9 +206,9 @@ int main(int argc, char **argv) {
     printf("listening on port %u\n", (unsigned)xt_listener_port(ctx, server));
     fflush(stdout);
 
-    xt_example_serve(ctx, poll_mode, max_seconds);
+    xt_example_serve(ctx, dispatch == XT_DISPATCH_POLL, max_seconds);
     xt_context_free(ctx);
-    printf("stopped: %llu requests\n", requests);
+    printf("stopped: %llu requests\n", (unsigned long long)requests);
     for (unsigned i = 0; i < NOTES; i++) free(notes[i]);
     return 0;
 }

@@ -13,8 +13,8 @@ use crate::registry::ListenerKind;
 use crate::shared::Shared;
 use crate::tcp::{self, CloseReason, Connection, Drivers};
 use crate::udp;
-use std::collections::VecDeque;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -63,6 +63,8 @@ struct Network {
     runtime: tokio::runtime::Runtime,
     /// The tasks of TCP connections (one shard per network thread).
     drivers: Arc<Drivers>,
+    /// Inline dispatch's watch (`inline.rs`), ended with the callbacks.
+    watch: Option<JoinHandle<()>>,
 }
 
 impl Context {
@@ -120,9 +122,19 @@ impl Context {
             .map_err(|e| Error::io("starting the network runtime", &e))?;
         let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
         self.shared.set_runtime(runtime.handle().clone());
+        let watch = if self.shared.dispatch == Dispatch::Inline {
+            let watch = self.shared.inline.watch(runtime.handle().clone());
+            Some(watch.map_err(|e| Error::io("starting the inline dispatch watch", &e))?)
+        } else {
+            None
+        };
         // Interfaces that change: the host is told, memberships follow.
         runtime.spawn(udp::watch(self.shared.clone()));
-        Ok(self.network.get_or_init(|| Network { runtime, drivers }))
+        Ok(self.network.get_or_init(|| Network {
+            runtime,
+            drivers,
+            watch,
+        }))
     }
 
     fn drivers(&self) -> Result<&Arc<Drivers>, Error> {
@@ -373,7 +385,14 @@ impl Context {
         tls: &crate::tls::TlsClient,
     ) -> Result<u64, Error> {
         self.shared.check_open()?;
-        tcp::open_connection(&self.shared, self.drivers()?, host, port, boundary, Some(tls))
+        tcp::open_connection(
+            &self.shared,
+            self.drivers()?,
+            host,
+            port,
+            boundary,
+            Some(tls),
+        )
     }
 
     /// Opens a WebSocket to a `ws://` or `wss://` URL (wss trusting as `tls` says, by default
@@ -559,8 +578,7 @@ impl Context {
         if let Some(thread) = self.dispatcher.take() {
             let _ = thread.join();
         } else if shared.dispatch == Dispatch::Inline {
-            shared.end_inline_callbacks();
-            shared.drain_inline();
+            shared.end_inline();
         } else {
             while shared
                 .run_events(Some(Duration::ZERO), &mut batch)
@@ -573,6 +591,9 @@ impl Context {
             self.network.take()
         };
         if let Some(network) = network {
+            if let Some(watch) = network.watch {
+                let _ = watch.join(); // ends within a tick once the callbacks are over
+            }
             network.runtime.shutdown_timeout(Duration::from_secs(2));
         }
         Ok(())

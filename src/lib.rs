@@ -28,6 +28,8 @@ pub mod http;
 /// cbindgen:ignore
 pub mod info;
 /// cbindgen:ignore
+mod inline;
+/// cbindgen:ignore
 mod lifecycle;
 /// cbindgen:ignore
 pub mod options;

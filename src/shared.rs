@@ -6,6 +6,7 @@
 use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::events::{self, Event, Host, LogLevel};
+use crate::inline::InlineCalls;
 use crate::options::Options;
 use crate::peer::{Identify, Peers};
 use crate::queue::EventQueue;
@@ -14,7 +15,7 @@ use crate::tcp::Backlog;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -36,22 +37,12 @@ pub(crate) struct Shared {
     closing: AtomicBool,
     pub(crate) polling: AtomicBool,
     tasks: TaskCounter,
-    inline: InlineState,
+    /// Inline dispatch: callbacks running now, and the side lane for events that have no
+    /// network task to run them (log lines, interface changes, anything raised inside a
+    /// callback): those wait in the queue, and one runtime task at a time runs them in order.
+    pub(crate) inline: Arc<InlineCalls>,
     /// This, for tasks the context spawns for itself (the inline side lane).
     me: Weak<Shared>,
-}
-
-/// Inline dispatch: callbacks running now on network threads, whether they may still run, and
-/// the side lane for events that have no network task to run them (log lines, interface
-/// changes, and anything raised from inside a callback): those wait in the queue, and one
-/// runtime task at a time runs them in order.
-#[derive(Default)]
-struct InlineState {
-    running: AtomicUsize,
-    /// The context is freed: no callback runs from now on.
-    over: AtomicBool,
-    /// A task to run the side lane is scheduled.
-    lane_scheduled: AtomicBool,
 }
 
 impl Shared {
@@ -75,7 +66,7 @@ impl Shared {
             closing: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             tasks: TaskCounter::default(),
-            inline: InlineState::default(),
+            inline: Arc::default(),
             me: me.clone(),
         })
     }
@@ -165,7 +156,7 @@ impl Shared {
             self.schedule_lane();
             return;
         }
-        self.while_callbacks_allowed(|| {
+        self.inline.run(|| {
             self.run_here(&mut std::iter::once(event), false);
         });
     }
@@ -183,19 +174,6 @@ impl Shared {
         )
     }
 
-    /// Runs `callbacks` unless the context is freed, counted in `inline.running` so freeing
-    /// can wait until no inline callback runs.
-    fn while_callbacks_allowed(&self, callbacks: impl FnOnce()) {
-        let inline = &self.inline;
-        inline.running.fetch_add(1, Ordering::SeqCst);
-        // SeqCst with `end_inline_callbacks`: either it sees this counted, or this sees the
-        // context over (and the event is dropped: nobody may be called any more).
-        if !inline.over.load(Ordering::SeqCst) {
-            callbacks();
-        }
-        inline.running.fetch_sub(1, Ordering::SeqCst);
-    }
-
     /// Makes sure a task runs the side lane (inline dispatch). Before the network runs, the
     /// events wait for it (or for the context's end).
     fn schedule_lane(&self) {
@@ -203,7 +181,7 @@ impl Shared {
             return;
         };
         let Some(me) = self.me.upgrade() else { return };
-        if self.inline.lane_scheduled.swap(true, Ordering::AcqRel) {
+        if !self.inline.claim_lane() {
             return;
         }
         runtime.spawn(async move { me.run_lane() });
@@ -213,33 +191,23 @@ impl Shared {
     fn run_lane(&self) {
         let mut batch = VecDeque::new();
         loop {
-            self.while_callbacks_allowed(|| {
+            self.inline.run(|| {
                 if self.queue.take(Some(Duration::ZERO), false, &mut batch) {
                     self.run_here(&mut batch.drain(..), true);
                 }
             });
-            self.inline.lane_scheduled.store(false, Ordering::SeqCst);
-            // An event queued after the take but before the flag fell found it still set.
-            if self.queue.is_empty()
-                || self.inline.over.load(Ordering::SeqCst)
-                || self.inline.lane_scheduled.swap(true, Ordering::AcqRel)
-            {
+            self.inline.release_lane();
+            // An event queued after the take but before the release found the lane claimed.
+            if self.queue.is_empty() || self.inline.is_over() || !self.inline.claim_lane() {
                 return;
             }
         }
     }
 
-    /// Inline dispatch, freeing the context: from now on no callback starts; returns once none
-    /// runs. What is left in the side lane is then run by the caller (`drain_inline`).
-    pub(crate) fn end_inline_callbacks(&self) {
-        self.inline.over.store(true, Ordering::SeqCst);
-        while self.inline.running.load(Ordering::SeqCst) > 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Runs the side lane's last events on this thread (after `end_inline_callbacks`).
-    pub(crate) fn drain_inline(&self) {
+    /// Inline dispatch, freeing the context: once no callback runs or will run (from the
+    /// network threads), runs the side lane's last events on this thread.
+    pub(crate) fn end_inline(&self) {
+        self.inline.end();
         let mut batch = VecDeque::new();
         while self.queue.take(Some(Duration::ZERO), false, &mut batch) {
             self.run_here(&mut batch.drain(..), true);

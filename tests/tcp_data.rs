@@ -299,6 +299,11 @@ fn the_whole_context_stops_reading_at_its_backlog_limit_and_loses_nothing() {
     const CONNS: usize = 320;
     const LINE: usize = 1024;
     const LINES: usize = 320;
+    if suite_dispatch() == XtDispatch::XT_DISPATCH_INLINE {
+        // Nothing piles up inline: a stalled callback holds the thread that reads (see
+        // tests/inline_dispatch.rs for what that means).
+        return;
+    }
     let ctx = Ctx::for_suite();
     ctx.rec.skip_data.store(true, Ordering::SeqCst);
     let gate = Arc::new(AtomicBool::new(false));

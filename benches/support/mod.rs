@@ -153,12 +153,25 @@ pub fn raise_fd_limit() {
 /// baseline build of xtnet as the last of three or four servers, the ratio of the second to
 /// that).
 pub fn row(label: &str, v: &[f64], decimals: usize) {
-    let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
-    let mut ratios = format!("{:.2}", v[1] / v[0]);
+    let mut ratios = vec![(1, 0)];
     if v.len() > 3 {
-        ratios.push_str(&format!(" | {:.3}", v[1] / v[3]));
+        ratios.push((1, 3));
     }
-    println!("| {label} | {} | {ratios} |", cells.join(" | "));
+    row_with(label, v, decimals, &ratios);
+}
+
+/// A table row: every cell, then the ratio `v[a] / v[b]` for each `(a, b)` in `ratios`.
+pub fn row_with(label: &str, v: &[f64], decimals: usize, ratios: &[(usize, usize)]) {
+    let cells: Vec<String> = v.iter().map(|x| format!("{x:.decimals$}")).collect();
+    let ratios: Vec<String> = ratios
+        .iter()
+        .map(|&(a, b)| format!("{:.2}", v[a] / v[b]))
+        .collect();
+    println!(
+        "| {label} | {} | {} |",
+        cells.join(" | "),
+        ratios.join(" | ")
+    );
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

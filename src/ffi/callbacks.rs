@@ -393,6 +393,8 @@ impl Host for CHost {
 /// pointers C gets are a slot's address; a slot lives as long as the context, so a pointer kept
 /// past its callback finds an empty slot (an error), never freed memory.
 pub(crate) struct HttpSlots {
+    // Boxed: a slot's address is what C holds, so it must not move when the vector grows.
+    #[allow(clippy::vec_box)]
     free: Mutex<Vec<Box<HttpSlot>>>,
 }
 

@@ -213,6 +213,35 @@ pub(crate) fn recv_batch(
     })
 }
 
+/// The kernel's count of datagrams it dropped on `socket` (its receive buffer was full), read
+/// now (SO_MEMINFO). The count a received datagram carries (SO_RXQ_OVFL) is the one from when
+/// it was queued, so drops after the last datagram that got in show only here.
+#[cfg(target_os = "linux")]
+pub(crate) fn kernel_drops_now(socket: &impl AsRawFd) -> Option<u32> {
+    // SK_MEMINFO_VARS (9) counters; SK_MEMINFO_DROPS is the last (linux/sock_diag.h).
+    const DROPS: usize = 8;
+    let mut info = [0u32; 9];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, a live local array, and sets
+    // `len` to what it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize > DROPS * 4).then_some(info[DROPS])
+}
+
+/// Elsewhere the count comes only with received datagrams (where the system reports it).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn kernel_drops_now(_socket: &impl AsRawFd) -> Option<u32> {
+    None
+}
+
 /// The SO_RXQ_OVFL counter in a received message's control data, if there.
 #[cfg(target_os = "linux")]
 fn rxq_overflow(header: &libc::msghdr) -> Option<u32> {

@@ -89,6 +89,8 @@ fn read_socket(
     family: usize,
 ) {
     let Some(socket) = socket else { return };
+    // A full batch means datagrams were waiting: the kernel may have dropped some meanwhile.
+    let mut backlogged = false;
     for _ in 0..8 {
         let mut datagrams = Vec::new();
         let received = sys_udp::recv_batch(socket, |from, data, arrival| {
@@ -102,21 +104,35 @@ fn read_socket(
         match received {
             Ok(received) => {
                 let full = received.count == BATCH;
+                backlogged |= full;
                 queue_batch(shared, listener, datagrams, received.kernel_drops, family);
                 if !full {
-                    return;
+                    break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => {
                 // ICMP errors from earlier sends surface here (e.g. port unreachable): not fatal.
                 shared.log(
                     LogLevel::Debug,
                     &format!("UDP listener {}: {}", listener.id, Error::io("receive", &e)),
                 );
-                return;
+                break;
             }
         }
+    }
+    if backlogged {
+        if let Some(total) = sys_udp::kernel_drops_now(socket) {
+            note_kernel_drops(shared, listener, total, family);
+        }
+    }
+}
+
+/// The kernel's drop count of one socket is `total` now: what is new is counted and logged.
+fn note_kernel_drops(shared: &Shared, listener: &UdpListener, total: u32, family: usize) {
+    let before = listener.kernel_drops[family].fetch_max(total as u64, Ordering::Relaxed);
+    if total as u64 > before {
+        count_drops(listener, shared, total as u64 - before);
     }
 }
 
@@ -129,10 +145,7 @@ fn queue_batch(
     family: usize,
 ) {
     if let Some(total) = kernel_drops {
-        let before = listener.kernel_drops[family].swap(total as u64, Ordering::Relaxed);
-        if total as u64 > before {
-            count_drops(listener, shared, total as u64 - before);
-        }
+        note_kernel_drops(shared, listener, total, family);
     }
     let mut keep = Vec::with_capacity(datagrams.len());
     let mut dropped = 0;

@@ -672,7 +672,10 @@ impl Ctx {
     }
     pub fn on_page(
         &self,
-        f: impl Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse) + Send + Sync + 'static,
+        f: impl Fn(&Recorder, u32, &Page, *const XtHttpRequest, *mut XtHttpResponse)
+            + Send
+            + Sync
+            + 'static,
     ) {
         *self.rec.on_page.lock() = Some(Arc::new(f));
     }
