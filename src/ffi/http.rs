@@ -70,7 +70,7 @@ fn or_null<T>(result: Result<*const T, Error>) -> *const T {
 pub unsafe extern "C" fn xt_http_request_method(r: *const XtHttpRequest) -> *const c_char {
     // SAFETY: per this function's contract.
     ffi_body!(null(), {
-        or_null(unsafe { with_request(r, |q, _| q.method.as_ptr()) })
+        or_null(unsafe { with_request(r, |q, _| q.method().as_ptr()) })
     })
 }
 
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn xt_http_request_method(r: *const XtHttpRequest) -> *con
 pub unsafe extern "C" fn xt_http_request_path(r: *const XtHttpRequest) -> *const c_char {
     // SAFETY: per this function's contract.
     ffi_body!(null(), {
-        or_null(unsafe { with_request(r, |q, _| q.path.as_ptr()) })
+        or_null(unsafe { with_request(r, |q, _| q.path().as_ptr()) })
     })
 }
 
@@ -94,7 +94,7 @@ pub unsafe extern "C" fn xt_http_request_path(r: *const XtHttpRequest) -> *const
 pub unsafe extern "C" fn xt_http_request_query(r: *const XtHttpRequest) -> *const c_char {
     // SAFETY: per this function's contract.
     ffi_body!(null(), {
-        or_null(unsafe { with_request(r, |q, _| q.query.as_ptr()) })
+        or_null(unsafe { with_request(r, |q, _| q.query().as_ptr()) })
     })
 }
 
@@ -167,7 +167,7 @@ unsafe fn pair_at(
 pub unsafe extern "C" fn xt_http_request_header_count(r: *const XtHttpRequest) -> usize {
     // SAFETY: per this function's contract.
     ffi_body!(0, {
-        value_or(unsafe { with_request(r, |q, _| q.headers.len()) }, 0)
+        value_or(unsafe { with_request(r, |q, _| q.headers().len()) }, 0)
     })
 }
 
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn xt_http_request_header_at(
 ) -> bool {
     // SAFETY: per this function's contract.
     ffi_body!(false, {
-        unsafe { pair_at(r, i, name, value, |q| &q.headers, "header") }
+        unsafe { pair_at(r, i, name, value, |q| q.headers(), "header") }
     })
 }
 
@@ -230,7 +230,7 @@ pub unsafe extern "C" fn xt_http_request_body(
 pub unsafe extern "C" fn xt_http_request_form_count(r: *const XtHttpRequest) -> usize {
     // SAFETY: per this function's contract.
     ffi_body!(0, {
-        value_or(unsafe { with_request(r, |q, _| q.form.len()) }, 0)
+        value_or(unsafe { with_request(r, |q, _| q.form().len()) }, 0)
     })
 }
 
@@ -248,7 +248,7 @@ pub unsafe extern "C" fn xt_http_request_form_at(
 ) -> bool {
     // SAFETY: per this function's contract.
     ffi_body!(false, {
-        unsafe { pair_at(r, i, name, value, |q| &q.form, "form field") }
+        unsafe { pair_at(r, i, name, value, |q| q.form(), "form field") }
     })
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use percent_encoding::percent_decode_str;
 use std::ffi::{CStr, CString};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A file of a multipart form.
 #[derive(Debug)]
@@ -20,24 +20,30 @@ pub struct FilePart {
     pub data: Bytes,
 }
 
-/// One request, complete (body read within the limit, forms parsed).
+/// One request, complete (body read within the limit, forms parsed). Its texts for C are made
+/// when first asked for: a host that answers without reading the headers (or the path) does
+/// not pay for them.
 #[derive(Debug)]
 pub struct HttpRequest {
-    pub method: CString,
-    /// The path, percent-decoded, without the query.
-    pub path: CString,
-    /// The raw query, without '?'; "" if none.
-    pub query: CString,
-    /// Header names (lower case) and values, in the order received.
-    pub headers: Vec<(CString, CString)>,
+    head: http::request::Parts,
+    texts: OnceLock<Texts>,
+    headers: OnceLock<Fields>,
+    form: OnceLock<Fields>,
+    /// A multipart form's text fields, parsed already (that parser is asynchronous).
+    multipart_fields: Option<Fields>,
     pub body: Bytes,
-    /// Query fields, then `application/x-www-form-urlencoded` or multipart text fields.
-    pub form: Vec<(CString, CString)>,
     pub files: Vec<FilePart>,
     /// The requester.
     pub info: Arc<ConnectionInfo>,
     /// The request's id: what `xt_http_response_defer` returns and `xt_http_reply` takes.
     pub id: u64,
+}
+
+#[derive(Debug)]
+struct Texts {
+    method: CString,
+    path: CString,
+    query: CString,
 }
 
 fn bytes_text(b: &[u8]) -> CString {
@@ -119,38 +125,76 @@ impl HttpRequest {
             info,
             id,
         } = parts;
-        let uri = &head.uri;
-        let path = percent_decode_str(uri.path()).decode_utf8_lossy();
-        let query = uri.query().unwrap_or("");
-        let mut form = Vec::new();
-        urlencoded(query.as_bytes(), &mut form);
-        let mut files = Vec::new();
-        if let Some((fields, parts)) = multipart {
-            form.extend(fields);
-            files = parts;
-        } else if content_type(&head, "application/x-www-form-urlencoded").0 {
-            urlencoded(&body, &mut form);
-        }
+        let (multipart_fields, files) = match multipart {
+            Some((fields, files)) => (Some(fields), files),
+            None => (None, Vec::new()),
+        };
         HttpRequest {
-            method: c_text(head.method.as_str()),
-            path: c_text(&path),
-            query: c_text(query),
-            headers: head
-                .headers
-                .iter()
-                .map(|(k, v)| (c_text(k.as_str()), bytes_text(v.as_bytes())))
-                .collect(),
+            head,
+            texts: OnceLock::new(),
+            headers: OnceLock::new(),
+            form: OnceLock::new(),
+            multipart_fields,
             body,
-            form,
             files,
             info,
             id,
         }
     }
 
+    fn texts(&self) -> &Texts {
+        self.texts.get_or_init(|| {
+            let uri = &self.head.uri;
+            Texts {
+                method: c_text(self.head.method.as_str()),
+                path: c_text(&percent_decode_str(uri.path()).decode_utf8_lossy()),
+                query: c_text(uri.query().unwrap_or("")),
+            }
+        })
+    }
+
+    pub fn method(&self) -> &CStr {
+        &self.texts().method
+    }
+
+    /// The path, percent-decoded, without the query.
+    pub fn path(&self) -> &CStr {
+        &self.texts().path
+    }
+
+    /// The raw query, without '?'; "" if none.
+    pub fn query(&self) -> &CStr {
+        &self.texts().query
+    }
+
+    /// Header names (lower case) and values, in the order received.
+    pub fn headers(&self) -> &[(CString, CString)] {
+        self.headers.get_or_init(|| {
+            self.head
+                .headers
+                .iter()
+                .map(|(k, v)| (c_text(k.as_str()), bytes_text(v.as_bytes())))
+                .collect()
+        })
+    }
+
+    /// Query fields, then `application/x-www-form-urlencoded` or multipart text fields.
+    pub fn form(&self) -> &[(CString, CString)] {
+        self.form.get_or_init(|| {
+            let mut form = Vec::new();
+            urlencoded(self.head.uri.query().unwrap_or("").as_bytes(), &mut form);
+            if let Some(fields) = &self.multipart_fields {
+                form.extend(fields.iter().cloned());
+            } else if content_type(&self.head, "application/x-www-form-urlencoded").0 {
+                urlencoded(&self.body, &mut form);
+            }
+            form
+        })
+    }
+
     /// The first header of this name, any case.
     pub fn header(&self, name: &str) -> Option<&CStr> {
-        self.headers
+        self.headers()
             .iter()
             .find(|(k, _)| k.to_bytes().eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v.as_c_str())
@@ -158,7 +202,7 @@ impl HttpRequest {
 
     /// The first form field of this name.
     pub fn form_value(&self, name: &str) -> Option<&CStr> {
-        self.form
+        self.form()
             .iter()
             .find(|(k, _)| k.to_bytes() == name.as_bytes())
             .map(|(_, v)| v.as_c_str())

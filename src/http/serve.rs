@@ -193,9 +193,12 @@ async fn serve(
         // still gets its answer.
         .half_close(true);
     let service_conn = conn.clone();
+    // Boxed per request: hyper keeps room for its service's future in every connection, idle
+    // or not, and a request's (body, host answer, deferred reply) is large.
     let service = hyper::service::service_fn(move |request| {
         let conn = service_conn.clone();
-        async move { Ok::<_, Infallible>(handle(&conn, request).await) }
+        Box::pin(async move { Ok::<_, Infallible>(handle(&conn, request).await) })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
     });
     let connection = http
         .serve_connection(TokioIo::new(HttpIo(conn.stream.clone())), service)
@@ -254,11 +257,12 @@ async fn linger(stream: &SharedStream) {
     let tcp = &*stream.tcp;
     let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
     let deadline = tokio::time::Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
     let mut dropped = 0;
     while dropped < LINGER_BYTES {
         match tokio::time::timeout_at(deadline, tcp.readable()).await {
-            Ok(Ok(())) => match tcp.try_read(&mut sink) {
+            // The buffer is not kept across the wait: it would be part of every connection's
+            // task, idle or not.
+            Ok(Ok(())) => match tcp.try_read(&mut [0u8; 4096]) {
                 Ok(0) => break,
                 Ok(n) => dropped += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -328,7 +332,12 @@ fn host_header_ok<B>(request: &Request<B>) -> bool {
 
 /// The size of a request head as it came on the wire (request line and headers).
 fn head_size<B>(request: &Request<B>) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    // The request target as sent: origin form (a path and query), or absolute form.
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
     request
         .headers()
         .iter()
