@@ -8,6 +8,11 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 #[path = "../../tests/support/c_build.rs"]
 mod c_build;
 
+/// The folder of this build's libxtnet.so.
+pub fn library_dir() -> std::path::PathBuf {
+    c_build::library_dir()
+}
+
 /// A server process under test; `port` is the one its first line names.
 pub struct Server {
     pub name: &'static str,

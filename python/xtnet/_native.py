@@ -110,9 +110,13 @@ DATAGRAM_INFO_P = ctypes.POINTER(XtDatagramInfo)
 RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 NEW_CONNECTION = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, INFO_P)
 CONNECTED = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, INFO_P)
+# Data and info as plain addresses (ints): cheaper to cross than pointer objects; the info is
+# read only when the connection's cached copy does not exist yet.
 DATA_AVAILABLE = ctypes.CFUNCTYPE(
-    None, ctypes.c_void_p, c_uint8_p, ctypes.c_size_t, ctypes.c_uint64, INFO_P
+    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_void_p
 )
+#: Where `message_kind` sits in an XtConnectionInfo.
+MESSAGE_KIND_OFFSET = XtConnectionInfo.message_kind.offset
 SOCKET_ERROR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, INFO_P)
 RECEIVED_DATAGRAM = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_uint32, c_uint8_p, ctypes.c_size_t, DATAGRAM_INFO_P

@@ -1,10 +1,13 @@
 """The Pythonic layer: a :class:`Context` with listeners, connections and callbacks.
 
 Every callback is a plain Python callable, set on the context (``ctx.on_data = f``) or passed
-to its constructor. They run one at a time: on xtnet's own thread (``dispatch="thread"``) or
-inside :meth:`Context.poll` on the caller's thread (``dispatch="poll"``); with
-``dispatch="inline"`` on xtnet's network threads, different connections' at the same time
-(each still takes the GIL, so this saves the hand-off, not the GIL). Data is ``bytes``
+to its constructor. They run one at a time: on a thread of the context's own
+(``dispatch="thread"``: a Python thread that pumps the library's poll dispatch, so Python
+callbacks do not pay for a foreign thread taking the GIL each time) or inside
+:meth:`Context.poll` on the caller's thread (``dispatch="poll"``); with ``dispatch="inline"``
+on xtnet's network threads, different connections' at the same time (each callback takes the
+GIL from a library thread: slower from Python than the other two, see BENCHMARKS.md).
+A connection's ``info`` is copied once and the same object is passed to each of its events. Data is ``bytes``
 in and out (``str`` is accepted where data is sent and encoded as UTF-8). A failed call
 raises :class:`XtError` with xtnet's error code and text.
 
@@ -13,6 +16,8 @@ not stop the context; a ``on_new_connection`` that raises refuses the connection
 """
 
 import ctypes
+import os
+import selectors
 import sys
 import threading
 import traceback
@@ -438,6 +443,38 @@ class HtmlListener(_Listener):
 # ---------------------------------------------------------------- the context
 
 
+class _Pump:
+    """The thread of a thread-dispatch Context: waits on the context's wakeup descriptor and
+    runs its callbacks (xt_poll) until stopped."""
+
+    def __init__(self, ptr):
+        self._ptr = ptr
+        self._stop_r, self._stop_w = os.pipe()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="xtnet-callbacks", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(lib.xt_wakeup_fd(self._ptr), selectors.EVENT_READ)
+        sel.register(self._stop_r, selectors.EVENT_READ)
+        while not self._stopping:
+            sel.select()
+            if not self._stopping:
+                lib.xt_poll(self._ptr, 0)
+        sel.close()
+
+    def stop(self):
+        """Ends the thread (from any other thread); callbacks still waiting then run in
+        xt_context_free."""
+        self._stopping = True
+        os.write(self._stop_w, b"x")
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+
 class Context:
     """One xtnet context: its own threads, listeners and connections.
 
@@ -475,7 +512,12 @@ class Context:
         self.on_interface_changed = callbacks.pop("on_interface_changed", None)
         if callbacks:
             raise TypeError(f"unknown callbacks: {', '.join(callbacks)}")
-        self._callback_thread = None
+        # Whether this thread runs one of this context's callbacks now (close() is refused
+        # there); per thread, since inline dispatch calls from several at once.
+        self._inside = threading.local()
+        # Each connection's info, copied once (it does not change), by (id, message kind);
+        # dropped with the connection's final event.
+        self._infos = {}
         self._ptr = None
         # The C function pointers must live as long as the context: kept here.
         self._table = _native.XtCallbacks(
@@ -491,9 +533,18 @@ class Context:
             log=_native.LOG(self._c_log),
             interface_changed=_native.INTERFACE_CHANGED(self._c_interface_changed),
         )
-        self._ptr = lib.xt_context_new(ctypes.byref(self._table), _DISPATCH[dispatch])
+        # Thread dispatch runs on a poll context pumped by a Python thread of its own: each
+        # callback then comes from a thread Python already knows, holding the GIL for a
+        # whole batch, instead of a foreign library thread taking the GIL once per callback
+        # (measured: benches/python_echo.rs). To the program it is the same: callbacks one at
+        # a time on a thread of the context's own.
+        native = "poll" if dispatch == "thread" else dispatch
+        self._ptr = lib.xt_context_new(ctypes.byref(self._table), _DISPATCH[native])
         if not self._ptr:
             raise _last_error()
+        self._pump = None
+        if dispatch == "thread":
+            self._pump = _Pump(self._ptr)
 
     # -- life
 
@@ -501,9 +552,11 @@ class Context:
         """Ends everything: every connection gets its on_socket_error (102), callbacks waiting
         run, then no callback runs again. Not from inside one of this context's callbacks
         (XtError 106)."""
-        if self._callback_thread == threading.get_ident():
+        if getattr(self._inside, "on", False):
             raise XtError(ERR_INVALID_STATE, "close() cannot be called from inside a callback")
         if self._ptr:
+            if self._pump is not None:
+                self._pump.stop()
             ptr, self._ptr = self._ptr, None
             lib.xt_context_free(ptr)
 
@@ -524,9 +577,14 @@ class Context:
             raise XtError(ERR_INVALID_STATE, "the context is closed")
         return self._ptr
 
+    def _poll_dispatch(self, what):
+        if self.dispatch != "poll":
+            raise XtError(ERR_INVALID_STATE, f"{what} is for contexts with dispatch=\"poll\"")
+
     def poll(self, timeout_ms=0):
         """Poll dispatch: runs the callbacks that are waiting (waiting up to `timeout_ms` for
         one, -1 = forever) on this thread; returns how many ran."""
+        self._poll_dispatch("poll()")
         n = lib.xt_poll(self._live(), timeout_ms)
         if n < 0:
             raise _last_error()
@@ -534,6 +592,7 @@ class Context:
 
     def wakeup_fd(self):
         """Poll dispatch: a descriptor readable while callbacks wait (for select/selectors)."""
+        self._poll_dispatch("wakeup_fd()")
         fd = lib.xt_wakeup_fd(self._live())
         if fd < 0:
             raise _last_error()
@@ -641,8 +700,11 @@ class Context:
 
     def send(self, conn_id, data):
         """Queues data on a connection (copied; never blocks; any thread)."""
-        data = _data(data)
-        _check(lib.xt_send_data(self._live(), int(conn_id), data, len(data)))
+        if type(data) is not bytes:  # the common case needs no conversion
+            data = _data(data)
+        rc = lib.xt_send_data(self._ptr or self._live(), conn_id, data, len(data))
+        if rc:
+            _check(rc)
 
     def reply(self, request_id, status=200, body=b"", content_type=None):
         """Answers an HTTP request its page handler deferred (returned :data:`LATER`): any
@@ -712,7 +774,8 @@ class Context:
     def _run(self, where, fn, *args, failed=None):
         """Runs a Python callback: marks this thread as inside one (close() is refused
         there), and turns an exception into a printed traceback and `failed`."""
-        self._callback_thread = threading.get_ident()
+        inside = self._inside
+        inside.on = True
         try:
             return fn(*args)
         except Exception:
@@ -720,7 +783,16 @@ class Context:
             traceback.print_exc()
             return failed
         finally:
-            self._callback_thread = None
+            inside.on = False
+
+    def _info(self, cid, address):
+        """The connection's info for a data event at `address`: copied once per connection."""
+        kind = ctypes.c_uint32.from_address(address + _native.MESSAGE_KIND_OFFSET).value
+        info = self._infos.get((cid, kind))
+        if info is None:
+            info = ConnectionInfo._copy(ctypes.cast(address, _native.INFO_P))
+            self._infos[(cid, kind)] = info
+        return info
 
     def _c_new_connection(self, _ud, cid, info):
         if self.on_new_connection is None:
@@ -740,11 +812,15 @@ class Context:
             self._run("on_connected", self.on_connected, cid, ConnectionInfo._copy(info))
 
     def _c_data(self, _ud, data, length, cid, info):
-        if self.on_data is not None:
+        on_data = self.on_data
+        if on_data is not None:
             payload = ctypes.string_at(data, length) if length else b""
-            self._run("on_data", self.on_data, cid, payload, ConnectionInfo._copy(info))
+            self._run("on_data", on_data, cid, payload, self._info(cid, info))
 
     def _c_socket_error(self, _ud, cid, info):
+        self._infos.pop((cid, 0), None)
+        self._infos.pop((cid, WS_TEXT), None)
+        self._infos.pop((cid, WS_BINARY), None)
         if self.on_socket_error is not None:
             self._run("on_socket_error", self.on_socket_error, cid, ConnectionInfo._copy(info))
 
