@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    line_echo, message, raise_fd_limit, row, source_ip, xtnet_echo_server, Server, MSG_LEN,
+    line_echo, message, raise_fd_limit, row_with, source_ip, xtnet_echo_server, Server, MSG_LEN,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -358,20 +358,44 @@ fn main() {
         &["--port", "0", "--quiet", "--websocket"],
     );
     let xtnet_plain = xtnet_echo_server("xtnet plain", &["--port", "0", "--quiet"]);
+    let inline_tls = xtnet_echo_server(
+        "xtnet TLS (inline)",
+        &["--port", "0", "--quiet", "--tls", "--dispatch", "inline"],
+    );
+    let inline_ws = xtnet_echo_server(
+        "xtnet WebSocket (inline)",
+        &[
+            "--port",
+            "0",
+            "--quiet",
+            "--websocket",
+            "--dispatch",
+            "inline",
+        ],
+    );
 
     let median_of = |f: &dyn Fn() -> f64| {
         let mut v: Vec<f64> = (0..runs).map(|_| f()).collect();
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
-    println!("| scenario | plain peer | xtnet | xtnet / peer |");
-    println!("|---|---|---|---|");
+    println!("| scenario | plain peer | xtnet | xtnet (inline) | xtnet / peer | inline / peer |");
+    println!("|---|---|---|---|---|---|");
+    // The memory rows have no inline column (the mode does not change what a connection holds).
+    let row = |label: &str, v: &[f64], decimals: usize| {
+        let ratios: &[(usize, usize)] = if v.len() > 2 {
+            &[(1, 0), (2, 0)]
+        } else {
+            &[(1, 0)]
+        };
+        row_with(label, v, decimals, ratios)
+    };
     let hs: Vec<f64> = [&tokio_tls, &xtnet_tls]
         .iter()
         .map(|s| median_of(&|| handshakes(s.port, 8, secs)))
         .collect();
     row("TLS handshakes/s (8 clients, with one echo)", &hs, 0);
-    let echo: Vec<f64> = [&tokio_tls, &xtnet_tls]
+    let echo: Vec<f64> = [&tokio_tls, &xtnet_tls, &inline_tls]
         .iter()
         .map(|s| {
             let port = s.port;
@@ -384,7 +408,7 @@ fn main() {
         })
         .collect();
     row("TLS framed echo msgs/s (50 x 16 x 64 B)", &echo, 0);
-    let ws: Vec<f64> = [&tokio_ws, &xtnet_ws]
+    let ws: Vec<f64> = [&tokio_ws, &xtnet_ws, &inline_ws]
         .iter()
         .map(|s| {
             let port = s.port;

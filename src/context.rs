@@ -414,26 +414,27 @@ impl Context {
         kind: MessageKind,
     ) -> Result<(), Error> {
         let current = dispatch::with_current(self.shared.id, |conn: &Connection, this| {
-            (conn.id == connection_id).then(|| conn.send_message(data, kind, || this.clone()))
+            (conn.id == connection_id)
+                .then(|| conn.send_message(data, kind, || this.clone(), Some(true)))
         });
         if let Some(result) = current {
             return result;
         }
         let conn = self.shared.registry.connection(connection_id)?;
-        conn.send_message(data, kind, || conn.clone())
+        conn.send_message(data, kind, || conn.clone(), None)
     }
 
     /// Queues bytes on a connection (copied; never blocks).
     pub fn send_data(&self, connection_id: u64, data: &[u8]) -> Result<(), Error> {
         // Answering the connection a callback is about needs no registry lookup.
         let current = dispatch::with_current(self.shared.id, |conn: &Connection, this| {
-            (conn.id == connection_id).then(|| conn.send(data, || this.clone()))
+            (conn.id == connection_id).then(|| conn.send(data, || this.clone(), Some(true)))
         });
         if let Some(result) = current {
             return result;
         }
         let conn = self.shared.registry.connection(connection_id)?;
-        conn.send(data, || conn.clone())
+        conn.send(data, || conn.clone(), None)
     }
 
     /// Tests only: makes the task of connection `connection_id` panic at its next step.

@@ -39,27 +39,40 @@ const FLUSH_EVERY: usize = 64;
 /// writers' own tasks write, so the kernel's send work spreads over the network threads.
 const WRITE_HERE_MAX: usize = 2;
 
-thread_local! {
+/// This thread's dispatch state, in one thread-local: in a shared library every thread-local
+/// access is a call (`__tls_get_addr`), and a send from a callback needs most of these.
+struct ThreadState {
     /// The context whose callbacks this thread is running now (0: none).
-    static DISPATCHING: Cell<u64> = const { Cell::new(0) };
+    dispatching: Cell<u64>,
     /// What the running callback is about: sends to it skip the registry lookup.
-    static CURRENT: RefCell<Option<Arc<dyn Writer>>> = const { RefCell::new(None) };
+    current: RefCell<Option<Arc<dyn Writer>>>,
     /// Writers written to by callbacks of the current batch.
-    static WRITTEN: RefCell<Vec<Arc<dyn Writer>>> = const { RefCell::new(Vec::new()) };
+    written: RefCell<Vec<Arc<dyn Writer>>>,
     /// This thread is one of a context's network threads (a runtime worker).
-    static NETWORK_THREAD: Cell<bool> = const { Cell::new(false) };
+    network_thread: Cell<bool>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            dispatching: Cell::new(0),
+            current: RefCell::new(None),
+            written: RefCell::new(Vec::new()),
+            network_thread: Cell::new(false),
+        }
+    };
 }
 
 /// Marks this thread as a network thread (called as each runtime worker starts).
 pub(crate) fn mark_network_thread() {
-    NETWORK_THREAD.with(|n| n.set(true));
+    STATE.with(|s| s.network_thread.set(true));
 }
 
 /// Runs `wait`, which blocks until some runtime task has done something. On a network thread
 /// (an inline callback stopping a listener) the thread's other tasks are handed to another
 /// thread meanwhile, so the task waited for can run even with one network thread.
 pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
-    if NETWORK_THREAD.with(|n| n.get()) {
+    if STATE.with(|s| s.network_thread.get()) {
         tokio::task::block_in_place(wait)
     } else {
         wait()
@@ -68,7 +81,7 @@ pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
 
 /// The context whose callback is running on this thread, 0 if none.
 pub(crate) fn dispatching_context() -> u64 {
-    DISPATCHING.with(|d| d.get())
+    STATE.with(|s| s.dispatching.get())
 }
 
 /// A batch of callbacks of one context running on this thread. Ending it flushes what they
@@ -80,13 +93,13 @@ pub(crate) struct BatchScope {
 impl BatchScope {
     pub(crate) fn begin(ctx_id: u64) -> BatchScope {
         BatchScope {
-            outer: DISPATCHING.with(|d| d.replace(ctx_id)),
+            outer: STATE.with(|s| s.dispatching.replace(ctx_id)),
         }
     }
 
     /// Between two callbacks: flushes early when many writers wait.
     pub(crate) fn between(&self, log: &mut dyn FnMut(String)) {
-        if WRITTEN.with(|w| w.borrow().len()) >= FLUSH_EVERY {
+        if STATE.with(|s| s.written.borrow().len()) >= FLUSH_EVERY {
             flush(log);
         }
     }
@@ -95,13 +108,13 @@ impl BatchScope {
     pub(crate) fn end(self, log: &mut dyn FnMut(String)) {
         set_current(None);
         flush(log);
-        DISPATCHING.with(|d| d.set(self.outer));
+        STATE.with(|s| s.dispatching.set(self.outer));
     }
 }
 
 /// Sets what the next callback is about (None: nothing in particular).
 pub(crate) fn set_current(current: Option<Arc<dyn Writer>>) {
-    CURRENT.with(|c| *c.borrow_mut() = current);
+    STATE.with(|s| *s.current.borrow_mut() = current);
 }
 
 /// Runs `f` on what the running callback of context `ctx_id` is about, if it is a `T`; `f`
@@ -110,13 +123,13 @@ pub(crate) fn with_current<T: 'static, R>(
     ctx_id: u64,
     f: impl FnOnce(&T, &Arc<dyn Writer>) -> Option<R>,
 ) -> Option<R> {
-    if dispatching_context() != ctx_id {
-        return None;
-    }
     // Borrowed, not cloned: no reference-count traffic on the hot path. `f` (a send) never
-    // calls back into the host, so nothing else borrows CURRENT meanwhile.
-    CURRENT.with(|c| {
-        let current = c.borrow();
+    // calls back into the host, so nothing else borrows `current` meanwhile.
+    STATE.with(|s| {
+        if s.dispatching.get() != ctx_id {
+            return None;
+        }
+        let current = s.current.borrow();
         let writer = current.as_ref()?;
         f(writer.as_any().downcast_ref::<T>()?, writer)
     })
@@ -125,11 +138,11 @@ pub(crate) fn with_current<T: 'static, R>(
 /// Remembers `writer` to flush when the current batch of callbacks ends (the writer keeps its
 /// own flag so it is remembered once per batch).
 pub(crate) fn flush_after_batch(writer: Arc<dyn Writer>) {
-    WRITTEN.with(|w| w.borrow_mut().push(writer));
+    STATE.with(|s| s.written.borrow_mut().push(writer));
 }
 
 fn flush(log: &mut dyn FnMut(String)) {
-    let mut written = WRITTEN.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    let mut written = STATE.with(|s| std::mem::take(&mut *s.written.borrow_mut()));
     let here = written.len() <= WRITE_HERE_MAX;
     for writer in written.drain(..) {
         if let Some(line) = writer.flush_batch(here) {
@@ -137,8 +150,8 @@ fn flush(log: &mut dyn FnMut(String)) {
         }
     }
     // Give the (empty) vector back to reuse its allocation.
-    WRITTEN.with(|w| {
-        let mut w = w.borrow_mut();
+    STATE.with(|s| {
+        let mut w = s.written.borrow_mut();
         if w.is_empty() {
             *w = written;
         }

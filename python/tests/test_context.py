@@ -428,3 +428,47 @@ def test_datagram_arrival_info_the_local_address_and_wake_on_lan_arguments():
         with pytest.raises(xtnet.XtError) as e:
             ctx.send_wake_on_lan("00:11:22")
         assert e.value.code == xtnet.ERR_INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("dispatch", ["thread", "poll", "inline"])
+def test_every_dispatch_echoes_many_connections_in_order(dispatch):
+    threads = set()
+    infos = {}
+
+    def on_data(cid, data, info):
+        threads.add(__import__("threading").current_thread().name)
+        infos.setdefault(cid, set()).add(id(info))
+        ctx.send(cid, data + b"\n")
+
+    with xtnet.Context(dispatch=dispatch, on_data=on_data) as ctx:
+        if dispatch == "inline":
+            ctx.set_option(xtnet.OPT_NETWORK_THREADS, 2)
+        listener = ctx.start_tcp_listener(0, b"\n")
+        if dispatch == "poll":
+            with pytest.raises(xtnet.XtError) as e:
+                ctx.set_option(xtnet.OPT_NETWORK_THREADS, 3)  # the network runs already
+            assert e.value.code == xtnet.ERR_INVALID_STATE
+        clients = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(6)]
+        for rnd in range(20):
+            for i, c in enumerate(clients):
+                c.sendall(f"{i}:{rnd}\n".encode())
+            if dispatch == "poll":
+                deadline = time.time() + 5
+                while ctx.poll(20) or time.time() < deadline and not all(
+                    select.select([c], [], [], 0)[0] for c in clients
+                ):
+                    pass
+            for i, c in enumerate(clients):
+                assert read_lines(c, 1) == f"{i}:{rnd}\n".encode()
+        for c in clients:
+            c.close()
+        if dispatch != "poll":
+            with pytest.raises(xtnet.XtError) as e:
+                ctx.poll(0)
+            assert e.value.code == xtnet.ERR_INVALID_STATE
+    # One info object per connection, reused for every message.
+    assert all(len(ids) == 1 for ids in infos.values()) and len(infos) == 6
+    if dispatch == "thread":
+        assert threads == {"xtnet-callbacks"}
+    if dispatch == "inline":
+        assert threads and all(not t.startswith("xtnet-callbacks") for t in threads)

@@ -417,11 +417,12 @@ impl Connection {
         &self,
         data: &[u8],
         this: impl FnOnce() -> Arc<dyn Writer>,
+        in_batch: Option<bool>,
     ) -> Result<(), Error> {
         if self.settings.websocket {
-            return self.send_message(data, MessageKind::Text, this);
+            return self.send_message(data, MessageKind::Text, this, in_batch);
         }
-        self.queue(&[], data, this)
+        self.queue(&[], data, this, in_batch)
     }
 
     /// Queues one WebSocket message of `kind` (copied); 1001 for text that is not UTF-8, a
@@ -431,6 +432,7 @@ impl Connection {
         data: &[u8],
         kind: MessageKind,
         this: impl FnOnce() -> Arc<dyn Writer>,
+        in_batch: Option<bool>,
     ) -> Result<(), Error> {
         if !self.settings.websocket {
             return Err(Error::invalid_argument(format!(
@@ -453,15 +455,18 @@ impl Connection {
         let mut head = [0u8; RECORD_HEAD];
         head[0] = kind as u8;
         head[1..].copy_from_slice(&len.to_le_bytes());
-        self.queue(&head, data, this)
+        self.queue(&head, data, this, in_batch)
     }
 
-    /// Queues `head` and `data` together (a write of the stream has no head).
+    /// Queues `head` and `data` together (a write of the stream has no head). `in_batch`:
+    /// whether the caller is a callback of this connection's context (None: find out), whose
+    /// batch then writes it when it ends.
     fn queue(
         &self,
         head: &[u8],
         mut data: &[u8],
         this: impl FnOnce() -> Arc<dyn Writer>,
+        in_batch: Option<bool>,
     ) -> Result<(), Error> {
         match self.state() {
             State::Connecting => {
@@ -474,7 +479,7 @@ impl Connection {
             _ if self.close_requested() => return Err(self.closed_error()),
             _ => {}
         }
-        let deferred = dispatch::dispatching_context() == self.ctx_id;
+        let deferred = in_batch.unwrap_or_else(|| dispatch::dispatching_context() == self.ctx_id);
         let mut out = self.out.lock();
         if out.buf.len() + head.len() + data.len() > self.settings.write_queue_limit {
             return Err(Error::new(
