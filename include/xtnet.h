@@ -479,8 +479,10 @@ typedef struct XtDatagramInfo {
  * requests') concurrently, so every callback must be thread-safe; `log` and
  * `interface_changed` run one at a time, in order, on a network thread. A callback that
  * blocks holds its network thread: the connections that thread serves wait meanwhile (the
- * others go on; see `XT_OPT_NETWORK_THREADS`). Pointers passed to a callback are
- * borrowed for its duration only. Any `xt_` call may be made from inside a callback except
+ * others go on; see `XT_OPT_NETWORK_THREADS`). Stopping a UDP or HTTP listener from an
+ * inline callback waits for that listener's callbacks running on other threads (not the
+ * calling one), so two callbacks must not stop each other's listeners at the same moment.
+ * Pointers passed to a callback are borrowed for its duration only. Any `xt_` call may be made from inside a callback except
  * `xt_context_free` of the same context (and a nested `xt_poll`).
  */
 typedef struct XtCallbacks {
