@@ -9,9 +9,6 @@
 mod support;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 use support::{median, row_with, source_ip, Server};
 
 fn python_server(name: &'static str, mode: &str) -> Server {
@@ -24,36 +21,20 @@ fn python_server(name: &'static str, mode: &str) -> Server {
     Server::start(name, cmd)
 }
 
+/// Echoed messages per second: `conns` connections with `depth` messages in flight each.
 fn throughput(port: u16, conns: usize, depth: u64, secs: f64) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..conns)
-        .map(|c| {
-            let stop = stop.clone();
-            rt.spawn(async move {
-                let socket = tokio::net::TcpSocket::new_v4().unwrap();
-                socket.bind((source_ip(20), 0).into()).unwrap();
-                let s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-                s.set_nodelay(true).unwrap();
-                support::echo_pipeline(s, c, depth, stop).await
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let total: u64 = rt.block_on(async {
-        let mut t = 0;
-        for task in tasks {
-            t += task.await.unwrap();
-        }
-        t
-    });
-    total as f64 / start.elapsed().as_secs_f64()
+    support::pipelines_per_second(&rt, conns, secs, move |c, stop| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((source_ip(20), 0).into()).unwrap();
+        let s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        support::echo_pipeline(s, c, depth, stop).await
+    })
 }
 
 fn main() {

@@ -257,30 +257,6 @@ async fn ws_pipeline(port: u16, conn: usize, depth: u64, stop: Arc<AtomicBool>) 
     panic!("server closed connection {conn}")
 }
 
-/// Messages per second over `conns` connections for `secs`.
-fn throughput<F, Fut>(conns: usize, secs: f64, start_one: F) -> f64
-where
-    F: Fn(usize, Arc<AtomicBool>) -> Fut,
-    Fut: std::future::Future<Output = u64> + Send + 'static,
-{
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..conns)
-        .map(|c| rt.spawn(start_one(c, stop.clone())))
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let total: u64 = rt.block_on(async {
-        let mut t = 0;
-        for task in tasks {
-            t += task.await.unwrap();
-        }
-        t
-    });
-    total as f64 / start.elapsed().as_secs_f64()
-}
-
 #[derive(Clone, Copy)]
 enum Kind {
     Plain,
@@ -401,7 +377,7 @@ fn main() {
             let port = s.port;
             median_of(&|| {
                 let c = connector();
-                throughput(50, secs, move |i, stop| {
+                support::pipelines_per_second(&runtime(), 50, secs, move |i, stop| {
                     tls_pipeline(c.clone(), port, i, 16, stop)
                 })
             })
@@ -412,7 +388,11 @@ fn main() {
         .iter()
         .map(|s| {
             let port = s.port;
-            median_of(&|| throughput(50, secs, move |i, stop| ws_pipeline(port, i, 16, stop)))
+            median_of(&|| {
+                support::pipelines_per_second(&runtime(), 50, secs, move |i, stop| {
+                    ws_pipeline(port, i, 16, stop)
+                })
+            })
         })
         .collect();
     row("WebSocket echo msgs/s (50 x 16 x 64 B text)", &ws, 0);

@@ -287,3 +287,33 @@ where
         }
     }
 }
+
+/// Messages per second over `conns` connections for `secs`, on `rt`: `start_one(i, stop)` is
+/// connection i's pipeline, returning how many messages came back before `stop`.
+pub fn pipelines_per_second<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    conns: usize,
+    secs: f64,
+    start_one: F,
+) -> f64
+where
+    F: Fn(usize, std::sync::Arc<std::sync::atomic::AtomicBool>) -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| rt.spawn(start_one(c, stop.clone())))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = rt.block_on(async {
+        let mut t = 0;
+        for task in tasks {
+            t += task.await.unwrap();
+        }
+        t
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
