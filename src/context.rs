@@ -120,14 +120,15 @@ impl Context {
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the network runtime", &e))?;
-        let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
-        self.shared.set_runtime(runtime.handle().clone());
+        // The one step that can fail comes before anything knows of the runtime.
         let watch = if self.shared.dispatch == Dispatch::Inline {
             let watch = self.shared.inline.watch(runtime.handle().clone());
             Some(watch.map_err(|e| Error::io("starting the inline dispatch watch", &e))?)
         } else {
             None
         };
+        let drivers = Arc::new(Drivers::start(runtime.handle(), threads));
+        self.shared.set_runtime(runtime.handle().clone());
         // Interfaces that change: the host is told, memberships follow.
         runtime.spawn(udp::watch(self.shared.clone()));
         Ok(self.network.get_or_init(|| Network {
