@@ -472,3 +472,13 @@ def test_every_dispatch_echoes_many_connections_in_order(dispatch):
         assert threads == {"xtnet-callbacks"}
     if dispatch == "inline":
         assert threads and all(not t.startswith("xtnet-callbacks") for t in threads)
+
+
+def test_without_on_log_the_library_logs_to_python_logging(caplog):
+    caplog.set_level("DEBUG", logger="xtnet")
+    with xtnet.Context() as ctx:
+        listener = ctx.start_tcp_listener(0, b"\n")
+        wait_for(lambda: any("listening" in r.getMessage() for r in caplog.records), what="a log line")
+    record = next(r for r in caplog.records if "listening" in r.getMessage())
+    assert record.name == "xtnet" and record.levelname == "INFO"
+    assert str(listener.port) in record.getMessage()

@@ -16,6 +16,7 @@ not stop the context; a ``on_new_connection`` that raises refuses the connection
 """
 
 import ctypes
+import logging
 import os
 import selectors
 import sys
@@ -82,6 +83,15 @@ LOG_INFO = 3
 LOG_DEBUG = 4
 
 BROADCAST_ADDRESS = "255.255.255.255"
+
+#: Where the library's log lines go when a context has no ``on_log``: Python's logging.
+_LOGGER = logging.getLogger("xtnet")
+_LOG_LEVELS = {
+    LOG_ERROR: logging.ERROR,
+    LOG_WARNING: logging.WARNING,
+    LOG_INFO: logging.INFO,
+    LOG_DEBUG: logging.DEBUG,
+}
 
 _DISPATCH = {"thread": 0, "poll": 1, "inline": 2}
 
@@ -490,7 +500,8 @@ class Context:
     - ``on_page_request(request) -> answer``: an HTTP request; see :func:`_as_response` for
       what it may return (a Response, bytes/str, (status, body), (status, headers, body)).
       Without it every request gets 404.
-    - ``on_log(level, message)``: the library's log (LOG_ERROR..LOG_DEBUG).
+    - ``on_log(level, message)``: the library's log (LOG_ERROR..LOG_DEBUG). Without it the lines
+      go to ``logging.getLogger("xtnet")`` at the matching level.
     - ``on_interface_changed(interface, address, up)``: an interface came up or went down, or
       gained or lost an address ("" for a link without one); multicast memberships have
       followed already.
@@ -861,6 +872,8 @@ class Context:
     def _c_log(self, _ud, level, message):
         if self.on_log is not None:
             self._run("on_log", self.on_log, level, _text(message))
+        else:
+            _LOGGER.log(_LOG_LEVELS.get(level, logging.INFO), "%s", _text(message))
 
     def _c_interface_changed(self, _ud, name, address, up):
         if self.on_interface_changed is not None:
