@@ -42,6 +42,7 @@ test:
 	$(CARGO) clippy --all-targets -- -D warnings
 	# XTension embeds Python 3.7: the package may use nothing newer.
 	vermin -t=3.7- --no-tips --violations python/xtnet
+	cd python && python3 -m mypy xtnet
 	$(CARGO) test
 	XTNET_TEST_DISPATCH=inline $(CARGO) test $(DISPATCH_SUITES)
 	XTNET_TEST_DISPATCH=poll $(CARGO) test $(DISPATCH_SUITES)

@@ -18,6 +18,7 @@ wants to await schedules a task (``asyncio.ensure_future``).
 """
 
 import asyncio
+from typing import Any, Optional
 
 from . import context as _context
 
@@ -27,17 +28,19 @@ class Context(_context.Context):
     `loop`. Create it from inside the loop; close it (``async with`` does) before the loop
     ends."""
 
-    def __init__(self, loop=None, **callbacks):
+    def __init__(
+        self, loop: Optional[asyncio.AbstractEventLoop] = None, **callbacks: Any
+    ) -> None:
         super().__init__(dispatch="poll", **callbacks)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._fd = self.wakeup_fd()
+        self._fd: Optional[int] = self.wakeup_fd()
         self._loop.add_reader(self._fd, self._run_waiting)
 
-    def _run_waiting(self):
+    def _run_waiting(self) -> None:
         if self._ptr:
             self.poll(0)
 
-    def close(self):
+    def close(self) -> None:
         """Stops serving from the loop, then closes the context (callbacks still waiting run
         now, on this thread)."""
         if self._ptr and self._fd is not None:
@@ -45,8 +48,8 @@ class Context(_context.Context):
             self._fd = None
         super().close()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Context":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: Any) -> None:
         self.close()

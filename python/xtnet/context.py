@@ -23,9 +23,13 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
 
 from . import _native
 from ._native import lib
+
+#: What may be sent: bytes-like, or text (sent as UTF-8).
+Data = Union[bytes, bytearray, memoryview, str]
 
 # ---------------------------------------------------------------- constants (as in xtnet.h)
 
@@ -106,12 +110,12 @@ class XtError(Exception):
         super().__init__(f"xtnet error {code}: {message}")
 
 
-def version():
+def version() -> str:
     """The library's version, "MAJOR.MINOR.PATCH"."""
     return lib.xt_version().decode()
 
 
-def error_text(code):
+def error_text(code: int) -> str:
     """The text for any xtnet error code."""
     return lib.xt_error_text(code).decode("utf-8", "replace")
 
@@ -227,7 +231,7 @@ class Request:
     id: int = 0  # the request's id: answer it later with Context.reply(id, ...) after LATER
     _response: object = field(default=None, repr=False, compare=False)
 
-    def accept_websocket(self, subprotocol=None):
+    def accept_websocket(self, subprotocol: Optional[str] = None) -> int:
         """Inside the page handler of a WebSocket upgrade request: the request's connection
         becomes a WebSocket with its own connection id (returned; send to it at once). Its
         messages come to on_data (``info.message_kind`` WS_TEXT or WS_BINARY), its end to
@@ -241,12 +245,12 @@ class Request:
             raise _last_error()
         return cid
 
-    def header(self, name):
+    def header(self, name: str) -> Optional[str]:
         """The first header called `name` (any case), or None."""
         name = name.lower()
         return next((v for k, v in self.headers if k == name), None)
 
-    def form_value(self, name):
+    def form_value(self, name: str) -> Optional[str]:
         """The first form field called `name`, or None."""
         return next((v for k, v in self.form if k == name), None)
 
@@ -349,13 +353,13 @@ def _write_response(resp, answer):
 class _Listener:
     kind = ""
 
-    def __init__(self, ctx, server_id, port=None):
+    def __init__(self, ctx: "Context", server_id: int, port: Optional[int] = None) -> None:
         self.ctx = ctx
         self.id = server_id
         self._port = port
 
     @property
-    def port(self):
+    def port(self) -> int:
         """The port it listens on (0 for an id that is not a live listener). Looked up only
         when asked: a listener made from a kept id just to send or stop costs no lookup."""
         if self._port is None:
@@ -369,13 +373,13 @@ class _Listener:
 class TcpListener(_Listener):
     kind = "TCP"
 
-    def stop(self):
+    def stop(self) -> None:
         """Stops listening and ends its connections (each gets its on_socket_error)."""
         if not lib.xt_stop_tcp_listener(self.ctx._live(), self.id):
             raise _last_error()
 
     @property
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """A TLS listener's certificate fingerprint (hex SHA-256 of its key), for clients to
         pin; XtError 106 for a listener without TLS."""
         fp = lib.xt_listener_fingerprint(self.ctx._live(), self.id)
@@ -387,11 +391,11 @@ class TcpListener(_Listener):
 class UdpListener(_Listener):
     kind = "UDP"
 
-    def stop(self):
+    def stop(self) -> None:
         if not lib.xt_stop_udp_listener(self.ctx._live(), self.id):
             raise _last_error()
 
-    def join(self, group, interface=None):
+    def join(self, group: str, interface: Optional[str] = None) -> None:
         """Joins a multicast group on every interface, or on one (name or address)."""
         ok = (
             lib.xt_join_multicast_group(self.ctx._live(), self.id, group.encode())
@@ -403,7 +407,7 @@ class UdpListener(_Listener):
         if not ok:
             raise _last_error()
 
-    def leave(self, group, interface=None):
+    def leave(self, group: str, interface: Optional[str] = None) -> None:
         ok = (
             lib.xt_leave_multicast_group(self.ctx._live(), self.id, group.encode())
             if interface is None
@@ -414,13 +418,13 @@ class UdpListener(_Listener):
         if not ok:
             raise _last_error()
 
-    def send_to(self, address, port, data):
+    def send_to(self, address: str, port: int, data: Data) -> None:
         """Sends one datagram from this listener's port; address may be BROADCAST_ADDRESS or a
         multicast group."""
         data = _data(data)
         _check(lib.xt_send_datagram(self.ctx._live(), self.id, address.encode(), _port(port), data, len(data)))
 
-    def send_on(self, interface, address, port, data):
+    def send_on(self, interface: str, address: str, port: int, data: Data) -> None:
         """Sends one datagram out of `interface` only (a name such as "eth0", or one of its
         addresses): the reply to a query from the interface it arrived on
         (``info.interface_name``)."""
@@ -431,7 +435,7 @@ class UdpListener(_Listener):
         ))
 
     @property
-    def dropped(self):
+    def dropped(self) -> int:
         """Datagrams dropped because the callbacks fell behind."""
         return lib.xt_udp_dropped(self.ctx._live(), self.id)
 
@@ -439,15 +443,15 @@ class UdpListener(_Listener):
 class HtmlListener(_Listener):
     kind = "HTTP"
 
-    def stop(self):
+    def stop(self) -> None:
         """Stops serving; its WebSockets end too (close code 1001)."""
         if not lib.xt_stop_html_listener(self.ctx._live(), self.id):
             raise _last_error()
 
     @property
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """An HTTPS listener's certificate fingerprint; XtError 106 for plain HTTP."""
-        return TcpListener.fingerprint.fget(self)
+        return TcpListener.fingerprint.fget(self)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- the context
@@ -474,7 +478,7 @@ class _Pump:
                 lib.xt_poll(self._ptr, 0)
         sel.close()
 
-    def stop(self):
+    def stop(self) -> None:
         """Ends the thread (from any other thread); callbacks still waiting then run in
         xt_context_free."""
         self._stopping = True
@@ -509,7 +513,16 @@ class Context:
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, dispatch="thread", **callbacks):
+    on_new_connection: Optional[Callable[[int, ConnectionInfo], bool]]
+    on_connected: Optional[Callable[[int, ConnectionInfo], Any]]
+    on_data: Optional[Callable[[int, bytes, ConnectionInfo], Any]]
+    on_socket_error: Optional[Callable[[int, ConnectionInfo], Any]]
+    on_datagram: Optional[Callable[[int, bytes, DatagramInfo], Any]]
+    on_page_request: Optional[Callable[[Request], Any]]
+    on_log: Optional[Callable[[int, str], Any]]
+    on_interface_changed: Optional[Callable[[str, str, bool], Any]]
+
+    def __init__(self, dispatch: str = "thread", **callbacks: Any) -> None:
         if dispatch not in _DISPATCH:
             raise ValueError('dispatch is "thread", "poll" or "inline"')
         self.dispatch = dispatch
@@ -528,7 +541,7 @@ class Context:
         self._inside = threading.local()
         # Each connection's info, copied once (it does not change), by (id, message kind);
         # dropped with the connection's final event.
-        self._infos = {}
+        self._infos: "dict[tuple[int, int], ConnectionInfo]" = {}
         self._ptr = None
         # The C function pointers must live as long as the context: kept here.
         self._table = _native.XtCallbacks(
@@ -559,7 +572,7 @@ class Context:
 
     # -- life
 
-    def close(self):
+    def close(self) -> None:
         """Ends everything: every connection gets its on_socket_error (102), callbacks waiting
         run, then no callback runs again. Not from inside one of this context's callbacks
         (XtError 106)."""
@@ -592,7 +605,7 @@ class Context:
         if self.dispatch != "poll":
             raise XtError(ERR_INVALID_STATE, f"{what} is for contexts with dispatch=\"poll\"")
 
-    def poll(self, timeout_ms=0):
+    def poll(self, timeout_ms: int = 0) -> int:
         """Poll dispatch: runs the callbacks that are waiting (waiting up to `timeout_ms` for
         one, -1 = forever) on this thread; returns how many ran."""
         self._poll_dispatch("poll()")
@@ -601,7 +614,7 @@ class Context:
             raise _last_error()
         return n
 
-    def wakeup_fd(self):
+    def wakeup_fd(self) -> int:
         """Poll dispatch: a descriptor readable while callbacks wait (for select/selectors)."""
         self._poll_dispatch("wakeup_fd()")
         fd = lib.xt_wakeup_fd(self._live())
@@ -609,20 +622,20 @@ class Context:
             raise _last_error()
         return fd
 
-    def set_option(self, option, value):
+    def set_option(self, option: int, value: int) -> None:
         _check(lib.xt_set_option(self._live(), option, int(value)))
 
-    def get_option(self, option):
+    def get_option(self, option: int) -> int:
         v = lib.xt_get_option(self._live(), option)
         if v < 0:
             raise _last_error()
         return v
 
-    def set_bind_address(self, address):
+    def set_bind_address(self, address: str) -> None:
         """Listeners started afterwards bind this address only ("" = every interface)."""
         _check(lib.xt_set_bind_address(self._live(), address.encode()))
 
-    def stat(self, counter):
+    def stat(self, counter: int) -> int:
         v = lib.xt_get_stat(self._live(), counter)
         if v < 0:
             raise _last_error()
@@ -630,7 +643,7 @@ class Context:
 
     # -- TCP
 
-    def start_tcp_listener(self, port, boundary=b"\r\n"):
+    def start_tcp_listener(self, port: int, boundary: Data = b"\r\n") -> "TcpListener":
         """A framed TCP listener on `port` (0 = any free port); `boundary` splits each
         connection's stream into messages (b"" = raw chunks)."""
         boundary = _data(boundary)
@@ -639,8 +652,9 @@ class Context:
             raise _last_error()
         return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
-    def start_tls_listener(self, port, boundary=b"\r\n", cert_file=None, key_file=None,
-                           ca_file=None):
+    def start_tls_listener(self, port: int, boundary: Data = b"\r\n",
+                           cert_file: Optional[str] = None, key_file: Optional[str] = None,
+                           ca_file: Optional[str] = None) -> "TcpListener":
         """A framed TCP listener over TLS, presenting the PEM chain `cert_file` with its
         `key_file`, or (neither given) a self-signed certificate made for this host; its
         `fingerprint` is what clients pin. With `ca_file`, clients must present a
@@ -654,7 +668,7 @@ class Context:
             raise _last_error()
         return TcpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
-    def open_tcp_connection(self, host, port, boundary=b"\r\n"):
+    def open_tcp_connection(self, host: str, port: int, boundary: Data = b"\r\n") -> int:
         """Connects to host:port in the background; returns the connection id at once.
         on_connected follows, or on_socket_error (103 for a name that does not resolve)."""
         boundary = _data(boundary)
@@ -665,8 +679,11 @@ class Context:
             raise _last_error()
         return cid
 
-    def open_tls_connection(self, host, port, boundary=b"\r\n", trust=None, ca_file=None,
-                            pin_sha256=None, server_name=None, cert_file=None, key_file=None):
+    def open_tls_connection(self, host: str, port: int, boundary: Data = b"\r\n",
+                            trust: Optional[int] = None, ca_file: Optional[str] = None,
+                            pin_sha256: Optional[str] = None, server_name: Optional[str] = None,
+                            cert_file: Optional[str] = None,
+                            key_file: Optional[str] = None) -> int:
         """Like :meth:`open_tcp_connection`, over TLS. `trust` is TRUST_SYSTEM (default),
         TRUST_CA_FILE (with `ca_file`), TRUST_PIN (with `pin_sha256`, the hex SHA-256 of the
         device's key) or TRUST_ANY (trust on first use: read info.tls_peer_fingerprint and pin
@@ -685,8 +702,10 @@ class Context:
             raise _last_error()
         return cid
 
-    def open_websocket(self, url, trust=None, ca_file=None, pin_sha256=None, server_name=None,
-                       cert_file=None, key_file=None):
+    def open_websocket(self, url: str, trust: Optional[int] = None,
+                       ca_file: Optional[str] = None, pin_sha256: Optional[str] = None,
+                       server_name: Optional[str] = None, cert_file: Optional[str] = None,
+                       key_file: Optional[str] = None) -> int:
         """Opens a WebSocket to a ws:// or wss:// URL in the background; returns its
         connection id at once. on_connected follows the handshake (or on_socket_error: 1013
         when the server refuses the upgrade, the TLS codes for wss). For wss, trust as in
@@ -702,14 +721,14 @@ class Context:
             raise _last_error()
         return cid
 
-    def send_websocket(self, conn_id, data, binary=False):
+    def send_websocket(self, conn_id: int, data: Data, binary: bool = False) -> None:
         """Sends one WebSocket message: text (a str, or UTF-8 bytes) or, with `binary`, binary.
         :meth:`send` on a WebSocket sends text."""
         data = _data(data)
         kind = WS_BINARY if binary else WS_TEXT
         _check(lib.xt_send_websocket(self._live(), int(conn_id), data, len(data), kind))
 
-    def send(self, conn_id, data):
+    def send(self, conn_id: int, data: Data) -> None:
         """Queues data on a connection (copied; never blocks; any thread)."""
         if type(data) is not bytes:  # the common case needs no conversion
             data = _data(data)
@@ -717,14 +736,16 @@ class Context:
         if rc:
             _check(rc)
 
-    def reply(self, request_id, status=200, body=b"", content_type=None):
+    def reply(self, request_id: int, status: int = 200, body: Data = b"",
+              content_type: Optional[str] = None) -> None:
         """Answers an HTTP request its page handler deferred (returned :data:`LATER`): any
         thread, once. XtError 106 when it no longer waits (answered, timed out, client gone)."""
         body = _data(body)
         ctype = None if content_type is None else str(content_type).encode("utf-8")
         _check(lib.xt_http_reply(self._live(), int(request_id), int(status), ctype, body, len(body)))
 
-    def set_framing(self, conn_id, boundary=None, length=None, timeout_ms=0):
+    def set_framing(self, conn_id: int, boundary: Optional[Data] = None,
+                    length: Optional[int] = None, timeout_ms: int = 0) -> None:
         """How a connection's stream is split from the next byte not yet delivered (inside
         on_data: the byte after that message): on `boundary`, into messages of `length` bytes,
         or (neither) raw chunks; with `timeout_ms`, bytes that wait that long without
@@ -737,32 +758,32 @@ class Context:
             self._live(), int(conn_id), mode, b, len(b), int(length or 0), int(timeout_ms)
         ))
 
-    def disconnect(self, conn_id):
+    def disconnect(self, conn_id: int) -> None:
         """Closes a connection once what was sent is written; on_socket_error (102) follows."""
         _check(lib.xt_disconnect(self._live(), int(conn_id)))
 
     # -- UDP and HTTP
 
-    def local_address_for(self, remote_address):
+    def local_address_for(self, remote_address: str) -> str:
         """This host's address that `remote_address` reaches it on (the routing table's
         answer; nothing is sent): for an SSDP LOCATION, a GENA CALLBACK, an mDNS A record."""
         out = ctypes.create_string_buffer(64)
         _check(lib.xt_local_address_for(self._live(), str(remote_address).encode(), out, len(out)))
         return out.value.decode()
 
-    def send_wake_on_lan(self, mac_address, interface=None):
+    def send_wake_on_lan(self, mac_address: str, interface: Optional[str] = None) -> None:
         """Sends the Wake-on-LAN magic packet for `mac_address` as a broadcast out of every
         interface (or `interface` only)."""
         iface = None if interface is None else str(interface).encode()
         _check(lib.xt_send_wake_on_lan(self._live(), str(mac_address).encode(), iface))
 
-    def start_udp_listener(self, port):
+    def start_udp_listener(self, port: int) -> "UdpListener":
         sid = lib.xt_start_udp_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()
         return UdpListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
-    def start_html_listener(self, port):
+    def start_html_listener(self, port: int) -> "HtmlListener":
         """An HTTP/1.1 server; requests go to on_page_request, answered inline, later
         (:data:`LATER`), or turned into WebSockets (:meth:`Request.accept_websocket`)."""
         sid = lib.xt_start_html_listener(self._live(), _port(port))
@@ -770,7 +791,9 @@ class Context:
             raise _last_error()
         return HtmlListener(self, sid, lib.xt_listener_port(self._ptr, sid))
 
-    def start_https_listener(self, port, cert_file=None, key_file=None, ca_file=None):
+    def start_https_listener(self, port: int, cert_file: Optional[str] = None,
+                             key_file: Optional[str] = None,
+                             ca_file: Optional[str] = None) -> "HtmlListener":
         """The HTML listener over TLS (also wss://): the PEM chain `cert_file` with its
         `key_file`, or a self-signed certificate made for this host (see its `fingerprint`);
         with `ca_file`, clients must present a certificate from that CA."""

@@ -101,9 +101,11 @@ import datetime
 import sys
 import time
 import traceback
+from typing import Any, Callable, Dict, Optional, Union
 
 from .context import (
     BROADCAST_ADDRESS,
+    ConnectionInfo,
     ERR_INVALID_ARGUMENT,
     LATER,
     LOG_WARNING,
@@ -121,6 +123,11 @@ from .context import (
     UdpListener,
     XtError,
 )
+
+#: A listener's, connection's or request's id: XTension passes them as text; numbers work too.
+Id = Union[int, str]
+#: Data a plugin sends: text (as XTension's strings) or bytes.
+Text = Union[str, bytes]
 
 # ---------------------------------------------------------------- the documented constants
 
@@ -183,7 +190,7 @@ def _to_bytes(data):
     raise TypeError(f"theData must be text (str) or bytes, not {type(data).__name__}")
 
 
-def printable(text):
+def printable(text: Any) -> str:
     """`text` made safe for any log: bytes that came in as surrogate escapes (not UTF-8, such
     as Latin-1) are shown as ``\\xe9``; never raises."""
     try:
@@ -199,7 +206,7 @@ _MESSAGE_KINDS = {WS_TEXT: "text", WS_BINARY: "binary"}
 _DATAGRAM_KINDS = {DGRAM_UNICAST: "unicast", DGRAM_BROADCAST: "broadcast", DGRAM_MULTICAST: "multicast"}
 
 
-def connection_info(info):
+def connection_info(info: ConnectionInfo) -> Dict[str, Any]:
     """The XTension dict for a ConnectionInfo."""
     d = {
         xtKeyRemoteAddress: info.remote_address,
@@ -228,7 +235,7 @@ class Plugin:
     :meth:`run` / :meth:`poll` (poll dispatch), never concurrently with the plugin's own code.
     """
 
-    def __init__(self, handlers, log=None):
+    def __init__(self, handlers: Any, log: Optional[Callable[[str], Any]] = None) -> None:
         self.handlers = handlers
         self._log = log or self._print_log
         self._refusal_logged = False
@@ -249,25 +256,25 @@ class Plugin:
 
     # -- running
 
-    def poll(self, timeout_ms=0):
+    def poll(self, timeout_ms: int = 0) -> int:
         """Delivers the events waiting (waiting up to `timeout_ms` for one)."""
         return self.ctx.poll(timeout_ms)
 
-    def run(self, max_seconds=None):
+    def run(self, max_seconds: Optional[float] = None) -> None:
         """Delivers events until :meth:`stop` (or `max_seconds`)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while not self._stopped and (deadline is None or time.monotonic() < deadline):
             self.ctx.poll(100)
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopped = True
 
-    def close(self):
+    def close(self) -> None:
         self.ctx.close()
 
     # -- the names a plugin sees
 
-    def names(self):
+    def names(self) -> Dict[str, Any]:
         """The XT functions bound to this plugin, the constants, and ``true``/``false``."""
         names = {
             name: getattr(self, name)
@@ -278,7 +285,7 @@ class Plugin:
         names.update(true=True, false=False)
         return names
 
-    def XTWriteLog(self, text):
+    def XTWriteLog(self, text: Any) -> None:
         """Writes a line to the plugin's log. Never raises, whatever `text` holds."""
         try:
             self._log(printable(text))
@@ -311,45 +318,51 @@ class Plugin:
     # Listeners are addressed by the ids the plugin kept: the Context's listener objects are
     # made from them, so every call is checked (stale or wrong-kind ids) by the library.
 
-    def XTStartTCPListener(self, thePort, theBoundryString=""):
+    def XTStartTCPListener(self, thePort: int, theBoundryString: str = "") -> int:
         return self._start(
             "XTStartTCPListener", self.ctx.start_tcp_listener, thePort, _to_bytes(theBoundryString)
         )
 
-    def XTStopTCPListener(self, theServerID):
+    def XTStopTCPListener(self, theServerID: Id) -> bool:
         return self._try(
             f"XTStopTCPListener({theServerID})", lambda: TcpListener(self.ctx, int(theServerID)).stop()
         )
 
-    def XTStartUDPListener(self, thePort):
+    def XTStartUDPListener(self, thePort: int) -> int:
         return self._start("XTStartUDPListener", self.ctx.start_udp_listener, thePort)
 
-    def XTStopUDPListener(self, theServerID):
+    def XTStopUDPListener(self, theServerID: Id) -> bool:
         return self._try(
             f"XTStopUDPListener({theServerID})", lambda: UdpListener(self.ctx, int(theServerID)).stop()
         )
 
-    def XTStartHTMLListener(self, thePort):
+    def XTStartHTMLListener(self, thePort: int) -> int:
         return self._start("XTStartHTMLListener", self.ctx.start_html_listener, thePort)
 
-    def XTStopHTMLListener(self, theServerID):
+    def XTStopHTMLListener(self, theServerID: Id) -> bool:
         return self._try(
             f"XTStopHTMLListener({theServerID})", lambda: HtmlListener(self.ctx, int(theServerID)).stop()
         )
 
-    def XTJoinMulticastGroup(self, theServerID, theGroup):
+    def XTJoinMulticastGroup(self, theServerID: Id, theGroup: str) -> bool:
         return self._try(
             f"XTJoinMulticastGroup({theServerID}, {theGroup})",
             lambda: UdpListener(self.ctx, int(theServerID)).join(str(theGroup)),
         )
 
-    def XTLeaveMulticastGroup(self, theServerID, theGroup):
+    def XTLeaveMulticastGroup(self, theServerID: Id, theGroup: str) -> bool:
         return self._try(
             f"XTLeaveMulticastGroup({theServerID}, {theGroup})",
             lambda: UdpListener(self.ctx, int(theServerID)).leave(str(theGroup)),
         )
 
-    def XTSendDatagram(self, theServerID, remoteAddress, remotePort, theData):
+    def XTSendDatagram(
+        self,
+        theServerID: Id,
+        remoteAddress: str,
+        remotePort: int,
+        theData: Text,
+    ) -> bool:
         return self._try(
             f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})",
             lambda: UdpListener(self.ctx, int(theServerID)).send_to(
@@ -357,7 +370,14 @@ class Plugin:
             ),
         )
 
-    def XTSendDatagramOn(self, theServerID, theInterface, remoteAddress, remotePort, theData):
+    def XTSendDatagramOn(
+        self,
+        theServerID: Id,
+        theInterface: str,
+        remoteAddress: str,
+        remotePort: int,
+        theData: Text,
+    ) -> bool:
         """As XTSendDatagram, out of one interface only (``theDatagramInfo[xtKeyInterface]``
         for a reply from where the query came in). True/False."""
         return self._try(
@@ -367,7 +387,7 @@ class Plugin:
             ),
         )
 
-    def XTLocalAddressFor(self, remoteAddress):
+    def XTLocalAddressFor(self, remoteAddress: str) -> str:
         """This host's address that ``remoteAddress`` reaches it on, "" on error."""
         try:
             return self.ctx.local_address_for(str(remoteAddress))
@@ -375,14 +395,20 @@ class Plugin:
             self._error(f"XTLocalAddressFor({remoteAddress})", _as_xt_error(e))
             return ""
 
-    def XTSendWakeOnLAN(self, theMacAddress, theInterface=""):
+    def XTSendWakeOnLAN(self, theMacAddress: str, theInterface: str = "") -> bool:
         """Wakes the machine with ``theMacAddress`` (every interface, or one). True/False."""
         return self._try(
             f"XTSendWakeOnLAN({theMacAddress})",
             lambda: self.ctx.send_wake_on_lan(str(theMacAddress), str(theInterface) or None),
         )
 
-    def XTSetParsingParams(self, theConnectionID, theBoundryString="", theLength=0, theTimeoutMS=0):
+    def XTSetParsingParams(
+        self,
+        theConnectionID: Id,
+        theBoundryString: str = "",
+        theLength: int = 0,
+        theTimeoutMS: int = 0,
+    ) -> bool:
         """XTension's parsing settings for one connection, from the next byte not yet given to
         XTDataAvailable (called from XTDataAvailable: the byte after that message): split on
         ``theBoundryString``, or into messages of ``theLength`` bytes, or (neither) pass the
@@ -395,18 +421,24 @@ class Plugin:
             lambda: self.ctx.set_framing(int(theConnectionID), boundary, length, int(theTimeoutMS)),
         )
 
-    def XTSendData(self, theConnectionID, theData):
+    def XTSendData(self, theConnectionID: Id, theData: Text) -> bool:
         return self._try(
             f"XTSendData({theConnectionID})",
             lambda: self.ctx.send(int(theConnectionID), _to_bytes(theData)),
         )
 
-    def XTDisconnect(self, theConnectionID):
+    def XTDisconnect(self, theConnectionID: Id) -> bool:
         return self._try(
             f"XTDisconnect({theConnectionID})", lambda: self.ctx.disconnect(int(theConnectionID))
         )
 
-    def XTReplyToRequest(self, theRequestID, theCode, theContentType, thePage):
+    def XTReplyToRequest(
+        self,
+        theRequestID: Id,
+        theCode: int,
+        theContentType: str,
+        thePage: Text,
+    ) -> bool:
         """Answers a page request that XTPageRequest deferred by returning ``xtReplyLater``
         (its id is ``theRequestInfo[xtKeyRequestId]``). True, or False with the reason in the
         log (106: it no longer waits — answered, timed out with 504, or its client left)."""
@@ -416,7 +448,13 @@ class Plugin:
             lambda: self.ctx.reply(int(theRequestID), int(theCode), _to_bytes(thePage), ctype),
         )
 
-    def XTOpenTLSConnection(self, theAddress, thePort, theBoundryString="", thePin=""):
+    def XTOpenTLSConnection(
+        self,
+        theAddress: str,
+        thePort: int,
+        theBoundryString: str = "",
+        thePin: str = "",
+    ) -> str:
         """An outgoing TLS connection: with ``thePin`` (the device key's SHA-256, as
         ``xtKeyTlsFingerprint`` showed it) only that device is trusted, whatever its
         certificate's names; without it, any certificate is accepted (trust on first use) and
@@ -432,7 +470,12 @@ class Plugin:
             self._error(f"XTOpenTLSConnection({theAddress}, {thePort})", _as_xt_error(e))
             return ""
 
-    def XTStartHTTPSListener(self, thePort, thePEMPath="", theKeyPath=""):
+    def XTStartHTTPSListener(
+        self,
+        thePort: int,
+        thePEMPath: str = "",
+        theKeyPath: str = "",
+    ) -> int:
         """The HTML listener over TLS: the certificate chain and key from ``thePEMPath`` (and
         ``theKeyPath`` when the key is in a file of its own), or a self-signed certificate
         without a path. The id, or 0 with the error in the log."""
@@ -444,7 +487,13 @@ class Plugin:
             thePort,
         )
 
-    def XTStartTLSListener(self, thePort, theBoundryString="", thePEMPath="", theKeyPath=""):
+    def XTStartTLSListener(
+        self,
+        thePort: int,
+        theBoundryString: str = "",
+        thePEMPath: str = "",
+        theKeyPath: str = "",
+    ) -> int:
         """A TCP listener over TLS, as ``XTStartHTTPSListener`` for its certificate."""
         cert = str(thePEMPath) or None
         key = str(theKeyPath) or cert
@@ -456,7 +505,7 @@ class Plugin:
             thePort,
         )
 
-    def XTListenerFingerprint(self, theServerID):
+    def XTListenerFingerprint(self, theServerID: Id) -> str:
         """The SHA-256 (hex) of the key a TLS or HTTPS listener presents, "" on error."""
         try:
             return TcpListener(self.ctx, int(theServerID)).fingerprint
@@ -464,7 +513,7 @@ class Plugin:
             self._error(f"XTListenerFingerprint({theServerID})", _as_xt_error(e))
             return ""
 
-    def XTAcceptWebSocket(self, theRequestID, theSubprotocol=""):
+    def XTAcceptWebSocket(self, theRequestID: Id, theSubprotocol: str = "") -> str:
         """Inside XTPageRequest: makes the request's connection a WebSocket; its id, or ""
         (the request is no upgrade and gets 400, or it is not the one being handled)."""
         request = self._request
@@ -478,7 +527,7 @@ class Plugin:
             self._error(f"XTAcceptWebSocket({theRequestID})", _as_xt_error(e))
             return ""
 
-    def XTOpenWebSocket(self, theURL, thePin=""):
+    def XTOpenWebSocket(self, theURL: str, thePin: str = "") -> str:
         """A WebSocket to ``ws://…`` or ``wss://…`` (for wss: only the device with key
         ``thePin``, or without it any certificate, as ``XTOpenTLSConnection``). The id, or ""."""
         try:
@@ -488,14 +537,19 @@ class Plugin:
             self._error(f"XTOpenWebSocket({theURL})", _as_xt_error(e))
             return ""
 
-    def XTSendWebSocket(self, theConnectionID, theData, isBinary=False):
+    def XTSendWebSocket(self, theConnectionID: Id, theData: Text, isBinary: bool = False) -> bool:
         """One WebSocket message: text, or binary with ``isBinary``. True/False."""
         return self._try(
             f"XTSendWebSocket({theConnectionID})",
             lambda: self.ctx.send_websocket(int(theConnectionID), _to_bytes(theData), bool(isBinary)),
         )
 
-    def XTOpenTCPConnection(self, theAddress, thePort, theBoundryString=""):
+    def XTOpenTCPConnection(
+        self,
+        theAddress: str,
+        thePort: int,
+        theBoundryString: str = "",
+    ) -> str:
         try:
             return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
         except (XtError, ValueError, TypeError) as e:
