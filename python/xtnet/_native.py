@@ -1,13 +1,15 @@
 """The C library, loaded with ctypes: where it is found, and the signature of every call.
 
 Looked for, in this order: the file or folder named by the environment variable
-``XTNET_LIBRARY``; a copy next to this package (``xtnet/libxtnet.so``); the system's library
+``XTNET_LIBRARY``; a copy next to this package (``xtnet/libxtnet.so``, or the
+``libxtnet.abi3.so`` that ``pip install`` builds there); the system's library
 path (``LD_LIBRARY_PATH``, the linker cache, ``DYLD_LIBRARY_PATH`` on macOS). When none loads,
 :class:`LibraryNotFound` lists every path tried.
 """
 
 import ctypes
 import ctypes.util
+import glob
 import os
 import sys
 
@@ -40,6 +42,9 @@ def _candidates():
             yield env
     here = os.path.dirname(os.path.abspath(__file__))
     yield from (os.path.join(here, n) for n in _NAMES)
+    # What `pip install` built into the package (named as an extension module: libxtnet.abi3.so).
+    yield from sorted(glob.glob(os.path.join(here, "libxtnet*.so")))
+    yield from sorted(glob.glob(os.path.join(here, "libxtnet*.dylib")))
     found = ctypes.util.find_library("xtnet")
     if found:
         yield found
