@@ -6,6 +6,7 @@
 #[path = "support/c_build.rs"]
 #[allow(dead_code)]
 mod c_build;
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -141,4 +142,70 @@ fn installed_library_is_found_by_pkg_config_linked_and_loaded_by_soname() {
         "no libxtnet.so needed: {needed}"
     );
     echo_once(&out_static, &[]);
+
+    // As a clang module (what Swift's `import xtnet` reads): `@import xtnet;` through the
+    // installed module map, linked with pkg-config's flags (clang does not link a module's
+    // `link` line on Linux). `@import` is Objective-C syntax: the file is compiled as such
+    // (it uses nothing of Objective-C); plain C gets the same module from `#include`.
+    let has_clang = Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !common::netns::require(
+        has_clang,
+        "the installed module map works as a clang module",
+        "clang is not installed (apt-get install clang)",
+    ) {
+        return;
+    }
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let source = tmp.join("module_host.c");
+    std::fs::write(
+        &source,
+        r#"@import xtnet;
+#include <stdio.h>
+int main(void) {
+    XtContext *ctx = xt_context_new(NULL, XT_DISPATCH_THREAD);
+    if (!ctx) return 1;
+    uint32_t listener = xt_start_tcp_listener(ctx, 0, (const uint8_t *)"\n", 1);
+    printf("xtnet %s, listening: %d, code %d\n", xt_version(), xt_listener_port(ctx, listener) != 0,
+           XT_ERR_INVALID_STATE);
+    xt_context_free(ctx);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let program = tmp.join("module_host");
+    run(Command::new("clang")
+        .args([
+            "-x",
+            "objective-c",
+            "-fmodules",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .arg(format!(
+            "-fmodules-cache-path={}",
+            tmp.join("module-cache").display()
+        ))
+        .arg(format!(
+            "-fmodule-map-file={}",
+            prefix.join("include/xtnet/module.modulemap").display()
+        ))
+        .arg(&source)
+        .arg("-o")
+        .arg(&program)
+        .args(pkg_config(&prefix, &["--cflags", "--libs"])));
+    let printed = run(Command::new(&program)
+        .env("LD_LIBRARY_PATH", &lib)
+        .env_remove("XTNET_LIBRARY"));
+    assert_eq!(
+        printed.trim(),
+        format!(
+            "xtnet {}, listening: 1, code 106",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
 }
