@@ -1,5 +1,6 @@
 //! A descriptor that is readable while it is signaled: an eventfd on Linux, a pipe elsewhere
-//! (or with the `portable-wake-fd` feature). Poll dispatch hands it to the host's run loop.
+//! (the pipe is not built on Linux, so no test runs it yet). Poll dispatch hands it to the
+//! host's run loop.
 
 pub(crate) struct WakeFd {
     read_fd: i32,
