@@ -46,6 +46,8 @@ test:
 	$(CARGO) test
 	XTNET_TEST_DISPATCH=inline $(CARGO) test $(DISPATCH_SUITES)
 	XTNET_TEST_DISPATCH=poll $(CARGO) test $(DISPATCH_SUITES)
+	# The platform paths macOS uses that also run here (pipe wake fd, periodic interface look).
+	$(CARGO) test --features portable --lib --test context --test udp_lan --test python
 
 examples:
 	$(CARGO) build

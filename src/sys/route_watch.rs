@@ -1,21 +1,21 @@
 //! Being told that the machine's interfaces or addresses changed: on Linux an rtnetlink socket
 //! subscribed to link and address notifications (the notification only wakes the watcher; it
-//! then lists the interfaces again), elsewhere a periodic look (the macOS path: written, not
-//! tested).
+//! then lists the interfaces again), elsewhere a periodic look (the macOS path; the `portable`
+//! feature selects it on Linux, where the tests run it).
 
 use std::io;
 
 /// Link and address changes, IPv4 and IPv6 (RTMGRP_LINK | RTMGRP_IPV4_IFADDR |
 /// RTMGRP_IPV6_IFADDR).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 const GROUPS: u32 = 0x1 | 0x10 | 0x100;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub(crate) struct RouteWatch {
     socket: tokio::io::unix::AsyncFd<netlink_sys::Socket>,
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 impl RouteWatch {
     /// Subscribes; must be called inside the runtime.
     pub(crate) fn new() -> io::Result<RouteWatch> {
@@ -60,18 +60,31 @@ impl RouteWatch {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-pub(crate) struct RouteWatch;
+/// Without a notification socket: a look every [`LOOK_EVERY`].
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
+pub(crate) struct RouteWatch {
+    /// When the next look is due. Kept here, not in the future `changed` returns: the watcher
+    /// drops that future whenever another of its timers fires first, and a sleep that started
+    /// over each time would never end (so no change was ever seen).
+    next: parking_lot::Mutex<tokio::time::Instant>,
+}
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
 impl RouteWatch {
     pub(crate) fn new() -> io::Result<RouteWatch> {
-        Ok(RouteWatch)
+        Ok(RouteWatch {
+            next: parking_lot::Mutex::new(tokio::time::Instant::now() + LOOK_EVERY),
+        })
     }
 
-    /// Without a notification socket: a look every two seconds.
+    /// Resolves when the next look is due.
     pub(crate) async fn changed(&self) -> io::Result<()> {
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let due = *self.next.lock();
+        tokio::time::sleep_until(due).await;
+        *self.next.lock() = tokio::time::Instant::now() + LOOK_EVERY;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! A descriptor that is readable while it is signaled: an eventfd on Linux, a pipe elsewhere
-//! (the pipe is not built on Linux, so no test runs it yet). Poll dispatch hands it to the
-//! host's run loop.
+//! (or with the `portable` feature, so the pipe runs in the Linux tests too). Poll dispatch
+//! hands it to the host's run loop.
 
 pub(crate) struct WakeFd {
     read_fd: i32,
@@ -8,7 +8,7 @@ pub(crate) struct WakeFd {
 }
 
 impl WakeFd {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
     pub(crate) fn new() -> std::io::Result<Self> {
         // SAFETY: plain syscall; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -21,7 +21,7 @@ impl WakeFd {
         })
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(any(not(target_os = "linux"), feature = "portable"))]
     pub(crate) fn new() -> std::io::Result<Self> {
         let mut fds = [0i32; 2];
         // SAFETY: fds has room for the two descriptors pipe() writes.
