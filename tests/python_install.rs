@@ -14,22 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SEED_PLUGIN: &str = r#"
-import os
-thePort = int(os.environ["PLUGIN_PORT"])
-theBoundryString = "\r\n"
-
-myServer = XTStartTCPListener( thePort, theBoundryString)
-if myServer == 0:
-  XTWriteLog( "an error occurred trying to bind a new listener to port " + str( thePort))
-
-def XTNewConnection( theConnectionID, theConnectionInfo):
-   XTWriteLog( "A new connection was received from address: " + theConnectionInfo[ xtKeyRemoteAddress])
-   return true
-
-def XTDataAvailable( theData, theConnectionID, theConnectionInfo):
-   XTSendData( theConnectionID, "echo " + theData + "\r\n")
-"#;
+/// The seed page's example plugin, as python/tests/test_plugin.py runs it too.
+const SEED_PLUGIN: &str = include_str!("../python/tests/seed_plugin.txt");
 
 /// The environment of a new user: nothing pointing at this build's library or package.
 fn clean(cmd: &mut Command) -> &mut Command {

@@ -8,34 +8,15 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 from conftest import free_port, read_lines, wait_for
 
 PYTHON_DIR = os.path.join(os.path.dirname(__file__), "..")
 
-SEED_PLUGIN = textwrap.dedent('''
-    import os
-    thePort = int(os.environ["PLUGIN_PORT"])
-    theBoundryString = "\\r\\n"
-
-    myServer = XTStartTCPListener( thePort, theBoundryString)
-    if myServer == 0:
-      XTWriteLog( "an error occurred trying to bind a new listener to port " + str( thePort))
-
-    def XTNewConnection( theConnectionID, theConnectionInfo):
-       XTWriteLog( "A new connection was received from address: " + theConnectionInfo[ xtKeyRemoteAddress])
-       return true # return true to accept the connection or false to force it closed immediately.
-
-    def XTDataAvailable( theData, theConnectionID, theConnectionInfo):
-       XTSendData( theConnectionID, "echo " + theData + "\\r\\n")
-
-    def XTSocketError( theConnectionID, theConnectionInfo):
-      if theConnectionInfo[ xtKeyErrorNumber] == 102:
-         XTWriteLog( "the connection from Mac Address: " + theConnectionInfo[ xtKeyMacAddress] + " has been closed")
-         XTWriteLog( "error " + str( theConnectionInfo[ xtKeyErrorNumber]) + " " + theConnectionInfo[ xtKeyErrorMessage] + " has occurred.")
-''')
+# Also run, installed with pip, by tests/python_install.rs.
+with open(os.path.join(os.path.dirname(__file__), "seed_plugin.txt")) as f:
+    SEED_PLUGIN = f.read()
 
 
 def run_plugin(tmp_path, port, seconds=20):
