@@ -4,7 +4,7 @@
 //! so responders answer it directly to that port (§6.7, as `dig -p 5353 @224.0.0.251` does):
 //! nothing has to share port 5353 with a system responder.
 
-use super::neighbour::Route;
+use crate::sys::route::Route;
 use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, TYPE};
 use std::hash::BuildHasher;

@@ -11,11 +11,11 @@
 //! [`LOOKUPS_PER_SECOND`] new ones, so a flood of senders cannot flood the link with questions.
 
 mod mdns;
-mod neighbour;
 mod resolver;
 
 use crate::info::{c_text, PeerIdentity, UNKNOWN_MAC, UNKNOWN_NAME};
-use neighbour::Route;
+use crate::sys::neighbour;
+use crate::sys::route::{self, Route};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,6 +119,14 @@ struct Progress {
     done: bool,
 }
 
+/// A MAC address as the host sees it: `aa:bb:cc:dd:ee:ff`.
+fn mac_text(mac: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
+}
+
 impl Progress {
     fn update(&mut self) {
         self.identity = (self.mac.is_some() || self.name.is_some()).then(|| {
@@ -127,10 +135,9 @@ impl Progress {
                     .name
                     .as_deref()
                     .map_or_else(|| UNKNOWN_NAME.to_owned(), c_text),
-                mac_address: self.mac.map_or_else(
-                    || UNKNOWN_MAC.to_owned(),
-                    |m| c_text(&neighbour::mac_text(&m)),
-                ),
+                mac_address: self
+                    .mac
+                    .map_or_else(|| UNKNOWN_MAC.to_owned(), |m| c_text(&mac_text(&m))),
             })
         });
     }
@@ -308,7 +315,7 @@ impl Drop for Finish {
 /// Finds what can be found of `key`, publishing each part as it comes: the MAC (fast) first,
 /// so a connection that cannot wait for the name still gets it.
 async fn look_up(key: PeerKey, progress: &watch::Sender<Progress>) {
-    let route = match neighbour::route_to(key.ip, key.scope) {
+    let route = match route::route_to(key.ip, key.scope) {
         Ok(route) if route.local => return,
         Ok(route) => Some(route),
         Err(_) => None,
@@ -386,6 +393,14 @@ mod tests {
             ip: IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n)),
             scope: 0,
         }
+    }
+
+    #[test]
+    fn mac_text_is_lower_case_with_colons() {
+        assert_eq!(
+            mac_text(&[0x0a, 0xbc, 0, 1, 0xff, 0x10]),
+            "0a:bc:00:01:ff:10"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub(crate) struct IfAddr {
     /// IFF_* flags.
     pub flags: libc::c_int,
     pub address: Option<IpAddr>,
+    /// The address's netmask (its prefix: what is on the link).
+    pub netmask: Option<IpAddr>,
     /// The broadcast (or point-to-point destination) address the entry carries.
     pub broadcast: Option<IpAddr>,
 }
@@ -47,7 +49,9 @@ pub(crate) fn list() -> io::Result<Vec<IfAddr>> {
             flags: ifa.ifa_flags as libc::c_int,
             // SAFETY: the address pointers are NULL or point to sockaddrs of the family they
             // say, owned by the list.
-            address: unsafe { sockaddr_ip(ifa.ifa_addr) },
+            address: unsafe { sockaddr_ip(ifa.ifa_addr) }.map(without_embedded_scope),
+            // SAFETY: as above.
+            netmask: unsafe { sockaddr_ip(ifa.ifa_netmask) },
             // SAFETY: as above.
             broadcast: unsafe { sockaddr_ip(brd) },
         });
@@ -55,6 +59,22 @@ pub(crate) fn list() -> io::Result<Vec<IfAddr>> {
     // SAFETY: frees the list getifaddrs allocated, once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+/// A link-local IPv6 address as the host writes it. The BSDs' and macOS's kernels keep the
+/// interface index inside a link-local address (bytes 2 and 3, the "KAME" form), and some of
+/// their answers (getifaddrs, the neighbour table's dump) show it; Linux never does, so there
+/// this changes nothing.
+pub(crate) fn without_embedded_scope(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
+            let mut octets = v6.octets();
+            octets[2] = 0;
+            octets[3] = 0;
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+        other => other,
+    }
 }
 
 /// The IP address in a sockaddr, if it is IPv4 or IPv6.
@@ -80,5 +100,33 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_scope_is_taken_out_of_link_local_addresses_only() {
+        let kame: IpAddr = "fe80:4::1".parse().unwrap();
+        assert_eq!(
+            without_embedded_scope(kame),
+            "fe80::1".parse::<IpAddr>().unwrap()
+        );
+        for plain in ["fe80::1", "2001:db8:4::1", "192.168.1.4", "::1"] {
+            let ip: IpAddr = plain.parse().unwrap();
+            assert_eq!(without_embedded_scope(ip), ip);
+        }
+    }
+
+    #[test]
+    fn loopback_has_its_netmask() {
+        let list = list().unwrap();
+        let lo = list
+            .iter()
+            .find(|a| a.address == Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+            .expect("127.0.0.1 listed");
+        assert_eq!(lo.netmask, Some(IpAddr::V4(Ipv4Addr::new(255, 0, 0, 0))));
     }
 }

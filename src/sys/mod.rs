@@ -4,7 +4,12 @@
 
 pub(crate) mod ifaddrs;
 pub(crate) mod nameinfo;
+pub(crate) mod neighbour;
+#[cfg(target_os = "linux")]
+mod netlink;
 pub(crate) mod read_buf;
+pub(crate) mod route;
 pub(crate) mod route_watch;
+pub(crate) mod socket_options;
 pub(crate) mod udp;
 pub(crate) mod wake_fd;

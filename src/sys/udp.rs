@@ -1,15 +1,17 @@
-//! UDP system calls: socket options, batched receive (recvmmsg, with the kernel's drop counter
-//! from the control data), and sends straight to the socket (sendto, sendmsg with a packet-info
-//! control message choosing the interface, sendmmsg).
+//! UDP system calls: receiving with each datagram's arrival (destination and interface from the
+//! packet-info control message, and Linux's drop counter), and sends straight to the socket
+//! (sendto, sendmsg with a packet-info control message choosing the interface).
+//!
+//! Linux reads and writes up to [`BATCH`] datagrams per system call (recvmmsg, sendmmsg).
+//! Elsewhere (the macOS path), and on Linux with the `portable` feature, one recvmsg or sendto
+//! per datagram, with the same control messages read the same way.
 
 use bytes::Bytes;
 use socket2::SockAddr;
-#[cfg(target_os = "linux")]
 use std::cell::RefCell;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
-#[cfg(target_os = "linux")]
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -17,25 +19,6 @@ use tokio::net::UdpSocket;
 pub(crate) const BATCH: usize = 32;
 /// Room for one datagram: the largest UDP payload fits, so nothing is ever truncated.
 const SLOT: usize = 65536;
-
-/// Sets an integer socket option; true when the system took it.
-pub(crate) fn set_int_option(
-    socket: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> bool {
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        ) == 0
-    }
-}
 
 /// Turns a sockaddr_storage the kernel filled into a socket address.
 fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -62,14 +45,14 @@ fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 struct RecvScratch {
     buffers: Box<[u8]>,
     addrs: Box<[libc::sockaddr_storage]>,
     controls: Box<[[u64; 16]]>,
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 thread_local! {
     /// Receive buffers of each runtime thread (BATCH slots of 64 KiB; only touched pages count).
     static SCRATCH: RefCell<RecvScratch> = RefCell::new(RecvScratch {
@@ -96,18 +79,7 @@ pub(crate) struct Received {
     pub kernel_drops: Option<u32>,
 }
 
-/// Asks the kernel for each datagram's destination and arrival interface (IP_PKTINFO and, on
-/// an IPv6 socket, IPV6_RECVPKTINFO).
-pub(crate) fn want_packet_info(socket: &impl AsRawFd, ipv6: bool) {
-    if ipv6 {
-        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1);
-    } else {
-        set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1);
-    }
-}
-
 /// The packet info in a received message's control data.
-#[cfg(target_os = "linux")]
 fn arrival(header: &libc::msghdr) -> Arrival {
     // SAFETY: walking the control buffer the kernel filled, with the libc CMSG macros; each
     // payload read is the type its level and type say.
@@ -138,7 +110,7 @@ fn arrival(header: &libc::msghdr) -> Arrival {
 
 /// Reads up to BATCH datagrams without blocking (recvmmsg), handing each to `push` with its
 /// sender and where it arrived; WouldBlock when there are none.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
     mut push: impl FnMut(SocketAddr, Bytes, Arrival),
@@ -213,35 +185,6 @@ pub(crate) fn recv_batch(
     })
 }
 
-/// The kernel's count of datagrams it dropped on `socket` (its receive buffer was full), read
-/// now (SO_MEMINFO). The count a received datagram carries (SO_RXQ_OVFL) is the one from when
-/// it was queued, so drops after the last datagram that got in show only here.
-#[cfg(target_os = "linux")]
-pub(crate) fn kernel_drops_now(socket: &impl AsRawFd) -> Option<u32> {
-    // SK_MEMINFO_VARS (9) counters; SK_MEMINFO_DROPS is the last (linux/sock_diag.h).
-    const DROPS: usize = 8;
-    let mut info = [0u32; 9];
-    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`, a live local array, and sets
-    // `len` to what it wrote.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MEMINFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && len as usize > DROPS * 4).then_some(info[DROPS])
-}
-
-/// Elsewhere the count comes only with received datagrams (where the system reports it).
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn kernel_drops_now(_socket: &impl AsRawFd) -> Option<u32> {
-    None
-}
-
 /// The SO_RXQ_OVFL counter in a received message's control data, if there.
 #[cfg(target_os = "linux")]
 fn rxq_overflow(header: &libc::msghdr) -> Option<u32> {
@@ -258,28 +201,77 @@ fn rxq_overflow(header: &libc::msghdr) -> Option<u32> {
     None
 }
 
-/// Reads up to BATCH datagrams without blocking (one call each); WouldBlock when there are none.
+/// Elsewhere the kernel's drop counter is not reported.
 #[cfg(not(target_os = "linux"))]
+fn rxq_overflow(_header: &libc::msghdr) -> Option<u32> {
+    None
+}
+
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
+thread_local! {
+    /// The receive buffer of each runtime thread (one datagram of any size) and its control
+    /// data.
+    static ONE: RefCell<(Box<[u8]>, [u64; 16])> =
+        RefCell::new((vec![0u8; SLOT].into_boxed_slice(), [0u64; 16]));
+}
+
+/// Reads up to BATCH datagrams without blocking, one recvmsg each, handing each to `push` with
+/// its sender and where it arrived; WouldBlock when there are none.
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
     mut push: impl FnMut(SocketAddr, Bytes, Arrival),
 ) -> io::Result<Received> {
-    let mut buf = vec![0u8; SLOT];
-    let mut count = 0;
-    while count < BATCH {
-        match socket.try_recv_from(&mut buf) {
-            Ok((n, from)) => {
-                // Without recvmmsg (macOS path, untested) no packet info is read.
-                push(from, Bytes::copy_from_slice(&buf[..n]), Arrival::default());
-                count += 1;
+    ONE.with(|one| {
+        let mut one = one.borrow_mut();
+        let (buffer, control) = &mut *one;
+        let mut received = Received {
+            count: 0,
+            kernel_drops: None,
+        };
+        while received.count < BATCH {
+            // SAFETY: an all-zero sockaddr_storage is valid (family AF_UNSPEC).
+            let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut iov = libc::iovec {
+                iov_base: buffer.as_mut_ptr().cast(),
+                iov_len: buffer.len(),
+            };
+            // SAFETY: a zeroed msghdr is valid; every pointer is set below.
+            let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+            header.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = std::mem::size_of_val(&from) as libc::socklen_t;
+            header.msg_iov = &mut iov;
+            header.msg_iovlen = 1;
+            header.msg_control = control.as_mut_ptr().cast();
+            header.msg_controllen = std::mem::size_of_val(control) as _;
+            let got = socket.try_io(Interest::READABLE, || {
+                // SAFETY: the header points at live buffers of the sizes it gives.
+                let n =
+                    unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_DONTWAIT) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            let len = match got {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && received.count > 0 => break,
+                Err(e) => return Err(e),
+            };
+            received.count += 1;
+            if let Some(d) = rxq_overflow(&header) {
+                received.kernel_drops = Some(d);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && count > 0 => break,
-            Err(e) => return Err(e),
+            if let Some(from) = from_storage(&from) {
+                push(
+                    from,
+                    Bytes::copy_from_slice(&buffer[..len]),
+                    arrival(&header),
+                );
+            }
         }
-    }
-    Ok(Received {
-        count,
-        kernel_drops: None,
+        Ok(received)
     })
 }
 
@@ -338,7 +330,7 @@ pub(crate) fn send_via(
         match to {
             SocketAddr::V4(_) => {
                 let info = libc::in_pktinfo {
-                    ipi_ifindex: ifindex as libc::c_int,
+                    ipi_ifindex: ifindex as _,
                     ipi_spec_dst: libc::in_addr { s_addr: 0 },
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
@@ -369,7 +361,7 @@ pub(crate) fn send_via(
 
 /// Sends many datagrams in one call where the system allows (sendmmsg); returns how many went.
 /// An error is returned only if the first one fails.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub(crate) fn send_batch(
     socket: &UdpSocket,
     datagrams: &[(SocketAddr, &[u8])],
@@ -415,7 +407,7 @@ pub(crate) fn send_batch(
     })
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
 pub(crate) fn send_batch(
     socket: &UdpSocket,
     datagrams: &[(SocketAddr, &[u8])],

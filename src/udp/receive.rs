@@ -122,7 +122,7 @@ fn read_socket(
         }
     }
     if backlogged {
-        if let Some(total) = sys_udp::kernel_drops_now(socket) {
+        if let Some(total) = crate::sys::socket_options::kernel_drops_now(socket) {
             note_kernel_drops(shared, listener, total, family);
         }
     }

@@ -8,7 +8,7 @@
 use crate::error::{self, Error};
 use crate::info::PeerIdentity;
 use crate::ports::{bind_error, listen_addresses};
-use crate::sys::udp::set_int_option;
+use crate::sys::socket_options;
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -30,45 +30,19 @@ pub(crate) struct Bound {
 
 fn setup(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Discovery ports (1900 SSDP, 5353 mDNS) are shared with other programs and contexts.
-    // On Linux SO_REUSEADDR alone shares a UDP port, and SO_REUSEPORT must stay off: sockets
-    // that all set it form a load-balancing group, and Linux then hands a group's multicast to
-    // any one member, also to one that never joined that group (measured; see
-    // tests/udp_lan.rs). The BSDs and macOS need SO_REUSEPORT to share multicast at all.
-    socket.set_reuse_address(true)?;
-    #[cfg(all(unix, not(target_os = "linux")))]
-    socket.set_reuse_port(true)?;
+    socket_options::share_udp_port(&socket)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
-        // Only the groups this socket joined, not every group any socket on the host joined.
-        #[cfg(target_os = "linux")]
-        let _ = socket.set_multicast_all_v6(false);
     } else {
         socket.set_broadcast(true)?;
-        #[cfg(target_os = "linux")]
-        let _ = socket.set_multicast_all_v4(false);
     }
-    size_receive_buffer(&socket);
-    #[cfg(target_os = "linux")]
-    set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1);
-    crate::sys::udp::want_packet_info(&socket, addr.is_ipv6());
+    socket_options::own_groups_only(&socket, addr.is_ipv6());
+    socket_options::large_receive_buffer(&socket, RECV_BUFFER);
+    socket_options::report_kernel_drops(&socket);
+    socket_options::want_packet_info(&socket, addr.is_ipv6());
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket)
-}
-
-/// As large as allowed: past the system's cap when privileged (SO_RCVBUFFORCE), else up to it.
-fn size_receive_buffer(socket: &Socket) {
-    #[cfg(target_os = "linux")]
-    if set_int_option(
-        socket,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUFFORCE,
-        RECV_BUFFER as libc::c_int,
-    ) {
-        return;
-    }
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
 }
 
 /// Binds a listener's sockets on `port` (0: a free port, the same for both families).

@@ -169,8 +169,16 @@ impl Lab {
             let (ready_tx, ready_rx) = mpsc::channel();
             let thread = std::thread::spawn(move || {
                 let file = std::fs::File::open(&path).expect("namespace file");
+                // Network namespaces are Linux's; elsewhere (the macOS type check) this fails.
+                #[cfg(target_os = "linux")]
+                // SAFETY: setns with an open namespace file, on this thread only.
                 let rc = unsafe {
                     libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                #[cfg(not(target_os = "linux"))]
+                let rc = {
+                    drop(file);
+                    -1
                 };
                 ready_tx.send(rc).unwrap();
                 if rc != 0 {
