@@ -338,6 +338,8 @@ typedef enum XtDispatch {
    * connection's (or listener's) in order and never overlapping, different connections'
    * concurrently from different network threads, so the host must be thread-safe. Writes
    * from a callback leave when its batch ends. `xt_poll` and `xt_wakeup_fd` are not used.
+   * Network threads block SIGPIPE (so a write to a reset peer only fails, whatever the
+   * host's SIGPIPE handling), and callbacks run with it blocked.
    */
   XT_DISPATCH_INLINE = 2,
 } XtDispatch;

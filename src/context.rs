@@ -116,7 +116,10 @@ impl Context {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("xtnet-io")
-            .on_thread_start(dispatch::mark_network_thread)
+            .on_thread_start(|| {
+                dispatch::mark_network_thread();
+                crate::sys::signals::block_sigpipe_on_this_thread();
+            })
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the network runtime", &e))?;

@@ -482,3 +482,41 @@ def test_without_on_log_the_library_logs_to_python_logging(caplog):
     record = next(r for r in caplog.records if "listening" in r.getMessage())
     assert record.name == "xtnet" and record.levelname == "INFO"
     assert str(listener.port) in record.getMessage()
+
+
+# Runs in a process of its own with SIGPIPE at its default, as in a C, Swift or Xojo host
+# (Python itself ignores the signal, which hides the problem from every other test here).
+_RESET_DURING_A_LARGE_RESPONSE = r"""
+import signal, socket, ssl, struct, sys, time
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+import xtnet
+page = b"x" * (8 << 20)
+insecure = ssl.create_default_context()
+insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+served = []
+def answer(request):
+    served.append(request.path)
+    return 200, page
+with xtnet.Context(on_page_request=answer, dispatch=sys.argv[1]) as ctx:
+    port = ctx.start_https_listener(0).port
+    for i in range(40):
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        tls = insecure.wrap_socket(raw)
+        tls.sendall(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i * 2)
+        tls.recv(1000)
+        time.sleep(0.002 * (i % 5))
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tls.close()
+    time.sleep(0.3)
+    assert len(served) >= 40, served
+print("alive")
+"""
+
+
+@pytest.mark.parametrize("dispatch", ["thread", "inline"])
+def test_a_peer_resetting_during_a_large_https_response_does_not_kill_a_host_without_sigpipe_handling(dispatch):
+    run = subprocess.run([sys.executable, "-c", _RESET_DURING_A_LARGE_RESPONSE, dispatch],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..")))
+    assert run.returncode == 0 and run.stdout.strip() == "alive", (run.returncode, run.stdout, run.stderr[-2000:])

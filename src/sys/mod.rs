@@ -10,6 +10,7 @@ mod netlink;
 pub(crate) mod read_buf;
 pub(crate) mod route;
 pub(crate) mod route_watch;
+pub(crate) mod signals;
 pub(crate) mod socket_options;
 pub(crate) mod udp;
 pub(crate) mod wake_fd;
