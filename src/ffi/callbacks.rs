@@ -393,7 +393,11 @@ impl Host for CHost {
 /// Where a callback's request and response are reachable from C while it runs: one slot per
 /// `page_request` running now (several at once with inline dispatch), reused afterwards. The
 /// pointers C gets are a slot's address; a slot lives as long as the context, so a pointer kept
-/// past its callback finds an empty slot (an error), never freed memory.
+/// past its callback never reaches freed memory. It finds an empty slot (an error) unless the
+/// slot was taken again: with thread and poll dispatch only by a later request, after the
+/// callback returned; with inline dispatch possibly by a request running at the same time on
+/// another thread, which the stale pointer would then read or answer. The header forbids
+/// keeping the pointers; this bounds what a host that does so can break.
 pub(crate) struct HttpSlots {
     // Boxed: a slot's address is what C holds, so it must not move when the vector grows.
     #[allow(clippy::vec_box)]
