@@ -69,3 +69,33 @@ fn string_constants_match_the_rust_ones() {
     );
     assert!(header.contains(&define), "include/xtnet.h lacks {define}");
 }
+
+/// Every C call of the header appears, by its full name, in the README's table of calls, so the
+/// table grows with the API.
+#[test]
+fn the_readme_table_names_every_call() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(root.join("include/xtnet.h")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("| XTension (plugin API v2) |")
+        .expect("the README's table of calls");
+    let table = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let calls: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with([' ', '*', '/', '#', '}', '\t']) && l.contains("xt_"))
+        .filter_map(|l| {
+            let name = &l[l.find("xt_")?..];
+            Some(&name[..name.find('(')?])
+        })
+        .collect();
+    assert!(calls.len() >= 60, "calls found in the header: {calls:?}");
+    let missing: Vec<&&str> = calls
+        .iter()
+        .filter(|c| !table.contains(&format!("`{c}`")) && !table.contains(&format!("`{c}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README's table does not name: {missing:?}"
+    );
+}

@@ -371,6 +371,9 @@ class _Listener:
 
 
 class TcpListener(_Listener):
+    """A TCP (or TLS) listener: ``id``, ``port``; made by Context.start_tcp_listener and
+    start_tls_listener, or from an id kept earlier (``TcpListener(ctx, id)``)."""
+
     kind = "TCP"
 
     def stop(self) -> None:
@@ -389,9 +392,13 @@ class TcpListener(_Listener):
 
 
 class UdpListener(_Listener):
+    """A UDP listener: ``id``, ``port``; made by Context.start_udp_listener, or from an id kept
+    earlier (``UdpListener(ctx, id)``)."""
+
     kind = "UDP"
 
     def stop(self) -> None:
+        """Stops receiving and leaves the listener's groups."""
         if not lib.xt_stop_udp_listener(self.ctx._live(), self.id):
             raise _last_error()
 
@@ -408,6 +415,7 @@ class UdpListener(_Listener):
             raise _last_error()
 
     def leave(self, group: str, interface: Optional[str] = None) -> None:
+        """Leaves a group joined on every interface, or on one."""
         ok = (
             lib.xt_leave_multicast_group(self.ctx._live(), self.id, group.encode())
             if interface is None
@@ -441,6 +449,9 @@ class UdpListener(_Listener):
 
 
 class HtmlListener(_Listener):
+    """An HTTP (or HTTPS) listener: ``id``, ``port``; made by Context.start_html_listener and
+    start_https_listener, or from an id kept earlier (``HtmlListener(ctx, id)``)."""
+
     kind = "HTTP"
 
     def stop(self) -> None:
@@ -491,6 +502,11 @@ class _Pump:
 
 class Context:
     """One xtnet context: its own threads, listeners and connections.
+
+    ``dispatch`` says where callbacks run: "thread" (default; one thread of the context's own,
+    one callback at a time), "poll" (inside :meth:`poll` on the caller's thread) or "inline"
+    (on the library's network threads, several at once: the callbacks must be thread-safe, and
+    each takes the GIL, so it is the slowest choice from Python).
 
     Callbacks (each optional; set them before starting listeners):
 
@@ -623,9 +639,11 @@ class Context:
         return fd
 
     def set_option(self, option: int, value: int) -> None:
+        """Sets an ``OPT_...`` option (the header's XT_OPT_ table gives each one's range)."""
         _check(lib.xt_set_option(self._live(), option, int(value)))
 
     def get_option(self, option: int) -> int:
+        """The current value of an ``OPT_...`` option."""
         v = lib.xt_get_option(self._live(), option)
         if v < 0:
             raise _last_error()
@@ -636,6 +654,7 @@ class Context:
         _check(lib.xt_set_bind_address(self._live(), address.encode()))
 
     def stat(self, counter: int) -> int:
+        """A ``STAT_...`` counter of this context (connections, bytes, drops...)."""
         v = lib.xt_get_stat(self._live(), counter)
         if v < 0:
             raise _last_error()
@@ -778,6 +797,8 @@ class Context:
         _check(lib.xt_send_wake_on_lan(self._live(), str(mac_address).encode(), iface))
 
     def start_udp_listener(self, port: int) -> "UdpListener":
+        """Receives datagrams on `port` (0: any free port), shared with other programs so
+        discovery ports (1900, 5353) work; each goes to on_datagram."""
         sid = lib.xt_start_udp_listener(self._live(), _port(port))
         if not sid:
             raise _last_error()

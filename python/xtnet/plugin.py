@@ -20,6 +20,7 @@ from .xtension import Plugin
 
 
 def main(argv=None):
+    """Runs the plugin file named on the command line until it calls stop or is interrupted."""
     parser = argparse.ArgumentParser(prog="python -m xtnet.plugin", description=__doc__.split("\n\n")[0])
     parser.add_argument("plugin", help="the plugin's Python file")
     parser.add_argument("--log", help="append XTWriteLog lines to this file (default: stdout)")

@@ -267,9 +267,11 @@ class Plugin:
             self.ctx.poll(100)
 
     def stop(self) -> None:
+        """Makes :meth:`run` return after the event it is delivering (callable from a handler)."""
         self._stopped = True
 
     def close(self) -> None:
+        """Stops every listener and connection and frees the context; no event comes after."""
         self.ctx.close()
 
     # -- the names a plugin sees
@@ -319,38 +321,51 @@ class Plugin:
     # made from them, so every call is checked (stale or wrong-kind ids) by the library.
 
     def XTStartTCPListener(self, thePort: int, theBoundryString: str = "") -> int:
+        """Listens for TCP connections on `thePort` (1024-65535, or 0 for any free port),
+        cutting received data at `theBoundryString` ("" delivers data as it arrives). The
+        listener's id, or 0 with the error written to the log."""
         return self._start(
             "XTStartTCPListener", self.ctx.start_tcp_listener, thePort, _to_bytes(theBoundryString)
         )
 
     def XTStopTCPListener(self, theServerID: Id) -> bool:
+        """Stops listening and disconnects the listener's connections. True/False (logged)."""
         return self._try(
             f"XTStopTCPListener({theServerID})", lambda: TcpListener(self.ctx, int(theServerID)).stop()
         )
 
     def XTStartUDPListener(self, thePort: int) -> int:
+        """Receives datagrams on `thePort` (shared with other programs, so discovery ports
+        work). The listener's id, or 0 with the error written to the log."""
         return self._start("XTStartUDPListener", self.ctx.start_udp_listener, thePort)
 
     def XTStopUDPListener(self, theServerID: Id) -> bool:
+        """Stops the UDP listener, leaving its groups. True/False (logged)."""
         return self._try(
             f"XTStopUDPListener({theServerID})", lambda: UdpListener(self.ctx, int(theServerID)).stop()
         )
 
     def XTStartHTMLListener(self, thePort: int) -> int:
+        """Serves HTTP on `thePort`; each request goes to XTPageRequest. The listener's id, or
+        0 with the error written to the log."""
         return self._start("XTStartHTMLListener", self.ctx.start_html_listener, thePort)
 
     def XTStopHTMLListener(self, theServerID: Id) -> bool:
+        """Stops serving; requests not yet answered get 503. True/False (logged)."""
         return self._try(
             f"XTStopHTMLListener({theServerID})", lambda: HtmlListener(self.ctx, int(theServerID)).stop()
         )
 
     def XTJoinMulticastGroup(self, theServerID: Id, theGroup: str) -> bool:
+        """Joins multicast group `theGroup` (IPv4 or IPv6) on every multicast interface, and
+        on interfaces that appear later. True/False (logged)."""
         return self._try(
             f"XTJoinMulticastGroup({theServerID}, {theGroup})",
             lambda: UdpListener(self.ctx, int(theServerID)).join(str(theGroup)),
         )
 
     def XTLeaveMulticastGroup(self, theServerID: Id, theGroup: str) -> bool:
+        """Leaves a group joined with XTJoinMulticastGroup. True/False (logged)."""
         return self._try(
             f"XTLeaveMulticastGroup({theServerID}, {theGroup})",
             lambda: UdpListener(self.ctx, int(theServerID)).leave(str(theGroup)),
@@ -363,6 +378,8 @@ class Plugin:
         remotePort: int,
         theData: Text,
     ) -> bool:
+        """Sends one datagram from the UDP listener to `remoteAddress`:`remotePort` (a group or
+        a broadcast address goes out of every interface). True/False (logged)."""
         return self._try(
             f"XTSendDatagram({theServerID}, {remoteAddress}, {remotePort})",
             lambda: UdpListener(self.ctx, int(theServerID)).send_to(
@@ -422,12 +439,16 @@ class Plugin:
         )
 
     def XTSendData(self, theConnectionID: Id, theData: Text) -> bool:
+        """Sends `theData` (text as UTF-8, or bytes) on a TCP, TLS or WebSocket connection.
+        True/False (logged: a stale id, a closed connection, a full write queue)."""
         return self._try(
             f"XTSendData({theConnectionID})",
             lambda: self.ctx.send(int(theConnectionID), _to_bytes(theData)),
         )
 
     def XTDisconnect(self, theConnectionID: Id) -> bool:
+        """Closes the connection after what was sent before; XTSocketError follows.
+        True/False (logged)."""
         return self._try(
             f"XTDisconnect({theConnectionID})", lambda: self.ctx.disconnect(int(theConnectionID))
         )
@@ -550,6 +571,9 @@ class Plugin:
         thePort: int,
         theBoundryString: str = "",
     ) -> str:
+        """Connects to `theAddress`:`thePort` (a name or an address), framing received data at
+        `theBoundryString`. The connection's id at once (XTConnected follows, or XTSocketError
+        if it fails), or "" with the error written to the log."""
         try:
             return str(self.ctx.open_tcp_connection(str(theAddress), int(thePort), _to_bytes(theBoundryString)))
         except (XtError, ValueError, TypeError) as e:
