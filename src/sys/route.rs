@@ -25,6 +25,8 @@ pub(crate) struct Route {
     pub source: Option<IpAddr>,
 }
 
+pub(crate) use by_interfaces::source_towards;
+
 /// The route to `ip` (`scope`: the interface of an IPv6 link-local address, else 0).
 pub(crate) fn route_to(ip: IpAddr, scope: u32) -> io::Result<Route> {
     #[cfg(all(target_os = "linux", not(feature = "portable")))]
@@ -140,7 +142,7 @@ mod by_interfaces {
 
     /// The address the routing table picks as the source towards `ip`: a connected UDP socket
     /// asks it (connect sends nothing).
-    fn source_towards(ip: IpAddr, scope: u32) -> io::Result<IpAddr> {
+    pub(crate) fn source_towards(ip: IpAddr, scope: u32) -> io::Result<IpAddr> {
         let (any, to): (SocketAddr, SocketAddr) = match ip {
             IpAddr::V4(v4) => ((Ipv4Addr::UNSPECIFIED, 0).into(), (v4, 9).into()),
             IpAddr::V6(v6) => (

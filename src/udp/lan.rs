@@ -21,28 +21,13 @@ pub(crate) fn local_address_for(remote: &str) -> Result<IpAddr, Error> {
     let ip: IpAddr = ip
         .parse()
         .map_err(|_| Error::invalid_argument(format!("not an IP address: {remote:?}")))?;
-    let to = match ip {
-        IpAddr::V4(_) => SocketAddr::new(ip, 9),
-        IpAddr::V6(v6) => {
-            let scope_id = match scope {
-                Some(zone) => interfaces::find(zone)?.index,
-                None => 0,
-            };
-            SocketAddr::V6(std::net::SocketAddrV6::new(v6, 9, 0, scope_id))
-        }
+    let scope_id = match (ip, scope) {
+        (IpAddr::V6(_), Some(zone)) => interfaces::find(zone)?.index,
+        _ => 0,
     };
-    let any: SocketAddr = match ip {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(any).map_err(|e| Error::io("a socket to ask the routes", &e))?;
-    socket
-        .connect(to)
+    let local = crate::sys::route::source_towards(ip, scope_id)
         .map_err(|e| Error::io(&format!("no route to {ip}"), &e))?;
-    let local = socket
-        .local_addr()
-        .map_err(|e| Error::io("the local address", &e))?;
-    Ok(crate::info::canonical_ip(local.ip()))
+    Ok(crate::info::canonical_ip(local))
 }
 
 /// A MAC address: six hex pairs separated by ':' or '-', or twelve hex digits.
